@@ -1,0 +1,267 @@
+//! pwcmp's negative log-posterior F(q) and its analytic gradient, in the log domain.
+//!
+//! F(q) = - sum_{(i,j) in S} [D_ij ln P_ij + D_ji ln(1 - P_ij)] - sum_{a in S} ln(prior_a + 0.1)
+//! with S the ordered compared pairs, P_ij = Phi((q_i - q_j) / sigma) and pwcmp's "gaussian" prior
+//! prior_a = sum_b A[a,b] / s_b, A[a,b] = P_a^k_b (1 - P_a)^(n_b - k_b), s_b = sum_a A[a,b].
+//! The regularisation term is handled by the caller (see `fit`): the rest is translation invariant.
+
+use crate::counts::CountMatrix;
+use crate::normal::{d_log_cdf, log_cdf};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+
+/// pwcmp's observer-noise sigma: Phi(1 / 1.4826) = 0.75, so one unit is one JND.
+pub const SIGMA: f64 = 1.4826;
+
+/// Added to the prior before its log, as in pwcmp.
+const PRIOR_FLOOR: f64 = 0.1;
+
+/// Above this many A[a,b] evaluations the prior is split across threads.
+const PARALLEL_WORK: usize = 1 << 17;
+
+/// An unordered compared pair i < j with its counts.
+#[derive(Debug, Clone, Copy)]
+struct Pair {
+    i: usize,
+    j: usize,
+    wins_i: f64,
+    wins_j: f64,
+}
+
+/// The columns of A grouped by their (k, n): A[a,b] depends on b only through them.
+#[derive(Debug, Clone, Default)]
+struct PriorGroups {
+    k: Vec<f64>,
+    n_minus_k: Vec<f64>,
+    multiplicity: Vec<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Objective {
+    n: usize,
+    pairs: Vec<Pair>,
+    prior: Option<PriorGroups>,
+}
+
+impl Objective {
+    pub fn new(d: &CountMatrix, gaussian_prior: bool) -> Self {
+        let n = d.len();
+        let mut pairs = Vec::new();
+        for i in 0..n {
+            for j in i + 1..n {
+                let (wins_i, wins_j) = (d.get(i, j), d.get(j, i));
+                if wins_i + wins_j > 0.0 {
+                    pairs.push(Pair {
+                        i,
+                        j,
+                        wins_i,
+                        wins_j,
+                    });
+                }
+            }
+        }
+        let prior = gaussian_prior.then(|| {
+            // Ordered pair b = (i,j): k_b = D_ij, except that a unanimous pair is moved one vote
+            // towards the middle (pwcmp), so that the prior never rewards infinite distances.
+            let shifted = |won: f64, lost: f64| {
+                if won == 0.0 && lost > 0.0 {
+                    1.0
+                } else if won > 0.0 && lost == 0.0 {
+                    won - 1.0
+                } else {
+                    won
+                }
+            };
+            let mut groups: BTreeMap<(u64, u64), f64> = BTreeMap::new();
+            for p in &pairs {
+                let total = p.wins_i + p.wins_j;
+                for (won, lost) in [(p.wins_i, p.wins_j), (p.wins_j, p.wins_i)] {
+                    *groups
+                        .entry((shifted(won, lost) as u64, total as u64))
+                        .or_default() += 1.0;
+                }
+            }
+            let mut g = PriorGroups::default();
+            for ((k, total), m) in groups {
+                g.k.push(k as f64);
+                g.n_minus_k.push((total - k) as f64);
+                g.multiplicity.push(m);
+            }
+            g
+        });
+        Objective { n, pairs, prior }
+    }
+
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// F(q) without regularisation.
+    pub fn value(&self, q: &[f64]) -> f64 {
+        self.evaluate(q, false).0
+    }
+
+    /// F(q) and dF/dq.
+    pub fn value_and_gradient(&self, q: &[f64]) -> (f64, Vec<f64>) {
+        let (f, g) = self.evaluate(q, true);
+        (f, g.expect("gradient requested"))
+    }
+
+    fn evaluate(&self, q: &[f64], want_gradient: bool) -> (f64, Option<Vec<f64>>) {
+        assert_eq!(q.len(), self.n, "score vector length");
+        let n_pairs = self.pairs.len();
+        // Ordered pair 2p is (i,j), 2p+1 is (j,i): u = ln P_a, v = ln(1 - P_a).
+        let mut x = Vec::with_capacity(n_pairs);
+        let mut u = Vec::with_capacity(2 * n_pairs);
+        let mut v = Vec::with_capacity(2 * n_pairs);
+        let mut value = 0.0;
+        for p in &self.pairs {
+            let xp = (q[p.i] - q[p.j]) / SIGMA;
+            let (lp, lq) = (log_cdf(xp), log_cdf(-xp));
+            // Each unordered pair appears twice in S with the same term.
+            value -= 2.0 * (p.wins_i * lp + p.wins_j * lq);
+            x.push(xp);
+            u.extend([lp, lq]);
+            v.extend([lq, lp]);
+        }
+        // dF/du_a and dF/dv_a per ordered pair.
+        let mut du = vec![0.0; 2 * n_pairs];
+        let mut dv = vec![0.0; 2 * n_pairs];
+        for (p, pair) in self.pairs.iter().enumerate() {
+            du[2 * p] -= 2.0 * pair.wins_i;
+            du[2 * p + 1] -= 2.0 * pair.wins_j;
+        }
+        if let Some(groups) = &self.prior {
+            value += prior_term(groups, &u, &v, want_gradient.then_some((&mut du, &mut dv)));
+        }
+        if !want_gradient {
+            return (value, None);
+        }
+        let mut grad = vec![0.0; self.n];
+        for (p, pair) in self.pairs.iter().enumerate() {
+            let (la, lb) = (d_log_cdf(x[p]), d_log_cdf(-x[p]));
+            // u_{2p} = ln Phi(x), v_{2p} = ln Phi(-x); u_{2p+1} = v_{2p}, v_{2p+1} = u_{2p}.
+            let dx = (du[2 * p] + dv[2 * p + 1]) * la - (dv[2 * p] + du[2 * p + 1]) * lb;
+            grad[pair.i] += dx / SIGMA;
+            grad[pair.j] -= dx / SIGMA;
+        }
+        (value, Some(grad))
+    }
+}
+
+/// -sum_a ln(prior_a + 0.1), adding its derivatives w.r.t. u_a and v_a to `grads` when given.
+fn prior_term(
+    g: &PriorGroups,
+    u: &[f64],
+    v: &[f64],
+    grads: Option<(&mut Vec<f64>, &mut Vec<f64>)>,
+) -> f64 {
+    let n_s = u.len();
+    let n_g = g.k.len();
+    // r[g][a] = A[a,g] / s_g, computed as exp(ln A[a,g] - logsumexp_a ln A[a,g]).
+    let column = |gi: usize| -> Vec<f64> {
+        let (k, nk) = (g.k[gi], g.n_minus_k[gi]);
+        let mut col: Vec<f64> = (0..n_s).map(|a| k * u[a] + nk * v[a]).collect();
+        let max = col.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut sum = 0.0;
+        for c in col.iter_mut() {
+            *c = (*c - max).exp();
+            sum += *c;
+        }
+        for c in col.iter_mut() {
+            *c /= sum;
+        }
+        col
+    };
+    let r: Vec<Vec<f64>> = if n_s * n_g >= PARALLEL_WORK {
+        (0..n_g).into_par_iter().map(column).collect()
+    } else {
+        (0..n_g).map(column).collect()
+    };
+    let mut prior = vec![0.0; n_s];
+    for (gi, col) in r.iter().enumerate() {
+        let m = g.multiplicity[gi];
+        for (p, rv) in prior.iter_mut().zip(col) {
+            *p += m * rv;
+        }
+    }
+    let value = -prior.iter().map(|p| (p + PRIOR_FLOOR).ln()).sum::<f64>();
+    if let Some((du, dv)) = grads {
+        // F = -sum_a ln(prior_a + 0.1); with w_a = -1 / (prior_a + 0.1) and W_g = sum_a w_a r_ag:
+        // dF/d ln A[b,g] = m_g r_bg (w_b - W_g).
+        let w: Vec<f64> = prior.iter().map(|p| -1.0 / (p + PRIOR_FLOOR)).collect();
+        for (gi, col) in r.iter().enumerate() {
+            let big_w: f64 = col.iter().zip(&w).map(|(rv, wv)| rv * wv).sum();
+            let (m, k, nk) = (g.multiplicity[gi], g.k[gi], g.n_minus_k[gi]);
+            for a in 0..n_s {
+                let c = m * col[a] * (w[a] - big_w);
+                du[a] += c * k;
+                dv[a] += c * nk;
+            }
+        }
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matrix() -> CountMatrix {
+        CountMatrix::from_rows(
+            &[
+                vec![0., 9., 8., 2.],
+                vec![27., 0., 20., 7.],
+                vec![28., 16., 0., 5.],
+                vec![34., 29., 31., 0.],
+            ],
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        for prior in [false, true] {
+            let f = Objective::new(&matrix(), prior);
+            let q = [0.3, -0.2, 0.9, 2.1];
+            let (_, g) = f.value_and_gradient(&q);
+            for k in 0..4 {
+                let h = 1e-6;
+                let mut qp = q;
+                let mut qm = q;
+                qp[k] += h;
+                qm[k] -= h;
+                let fd = (f.value(&qp) - f.value(&qm)) / (2.0 * h);
+                assert!(
+                    (fd - g[k]).abs() < 1e-5 * fd.abs().max(1.0),
+                    "prior {prior} k {k}: {fd} vs {}",
+                    g[k]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn value_is_translation_invariant() {
+        let f = Objective::new(&matrix(), true);
+        let q = [0.3, -0.2, 0.9, 2.1];
+        let shifted: Vec<f64> = q.iter().map(|v| v + 5.0).collect();
+        assert!((f.value(&q) - f.value(&shifted)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn huge_counts_stay_finite() {
+        let d = CountMatrix::from_rows(&[vec![0., 90000.], vec![30000., 0.]], None).unwrap();
+        let f = Objective::new(&d, true);
+        let (v, g) = f.value_and_gradient(&[0.0, -40.0]);
+        assert!(
+            v.is_finite() && g.iter().all(|x| x.is_finite()),
+            "{v} {g:?}"
+        );
+    }
+}

@@ -1,0 +1,55 @@
+//! Shared test helpers: locating `../shared` reference data.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// `../shared/reference/pwcmp` beside the checkout (or `$JNDLAB_SHARED/reference/pwcmp`).
+/// `None` means "skip": allowed only outside CI; under `CI=true` a missing folder is a failure.
+pub fn pwcmp_reference_dir() -> Option<PathBuf> {
+    let shared = std::env::var_os("JNDLAB_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let dir = shared.join("reference/pwcmp");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "CI=true but the pwcmp reference data is missing at {}",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "SKIPPED: {} is absent (this test needs ../shared)",
+        dir.display()
+    );
+    None
+}
+
+pub fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+pub fn matrix(value: &serde_json::Value) -> Vec<Vec<f64>> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+pub fn vector(value: &serde_json::Value) -> Vec<f64> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}

@@ -27,6 +27,7 @@ mod outliers;
 mod plot;
 mod quantile;
 mod significance;
+pub mod simulate;
 
 pub use bootstrap::{Bootstrap, BootstrapOptions, bootstrap};
 pub use comparisons::{Answer, Comparisons, ObserverCounts};

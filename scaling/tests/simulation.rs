@@ -1,31 +1,17 @@
 //! Simulated experiments with known truth: Thurstone case V observers (1 JND = 75%) answer a full
 //! design; scaling must recover the true scores and its bootstrap CIs must cover them ~95% of the time.
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use scaling::{BootstrapOptions, CountMatrix, Prior, ScaleOptions, bootstrap, normal, scale};
+use scaling::{BootstrapOptions, CountMatrix, Prior, ScaleOptions, bootstrap, scale};
 
-/// Per-observer count matrices: every pair compared `reps` times by each observer.
-fn simulate(truth: &[f64], observers: usize, reps: usize, rng: &mut impl Rng) -> Vec<CountMatrix> {
-    let n = truth.len();
-    (0..observers)
-        .map(|_| {
-            let mut rows = vec![vec![0.0; n]; n];
-            for i in 0..n {
-                for j in i + 1..n {
-                    let p_i = normal::cdf((truth[i] - truth[j]) / scaling::SIGMA);
-                    for _ in 0..reps {
-                        if rng.random::<f64>() < p_i {
-                            rows[i][j] += 1.0;
-                        } else {
-                            rows[j][i] += 1.0;
-                        }
-                    }
-                }
-            }
-            CountMatrix::from_rows(&rows, None).unwrap()
-        })
-        .collect()
+fn simulate(
+    truth: &[f64],
+    observers: usize,
+    reps: usize,
+    rng: &mut impl rand::Rng,
+) -> Vec<CountMatrix> {
+    scaling::simulate::full_design(truth, observers, reps, rng)
 }
 
 fn centred(q: &[f64]) -> Vec<f64> {

@@ -6,7 +6,8 @@
 //!   discriminators (index 0 = coarsest, "ascending"), unweighted; mean over the batch;
 //! - full input resolution, inputs in [0, 1] as given; >= 11 px per side (5 valid 3x3 convs).
 //!
-//! Exact savings over the official code (identical values): the discriminators' weights are frozen
+//! Exact savings over the official code (same values to float32 rounding): BatchNorm folded into the
+//! convolutions, the discriminators' weights frozen
 //! (no weight gradients, which the official code computes because its pickled modules keep
 //! `requires_grad=True`), and the reference branch runs without autograd.
 use std::path::{Path, PathBuf};
@@ -66,41 +67,39 @@ impl MdfTask {
     }
 }
 
-/// Conv + BatchNorm (eval) + LeakyReLU(0.2).
+/// Conv + BatchNorm (eval) + LeakyReLU(0.2). The BatchNorm (fixed running statistics) is folded
+/// into the convolution at load time: `w' = w g / sqrt(v + eps)`, `b' = (b - m) g / sqrt(v + eps) + beta`
+/// (computed in float64, so values agree with the unfolded graph to float32 rounding).
 struct ConvBlock {
     w: Tensor,
     b: Tensor,
-    bn_w: Tensor,
-    bn_b: Tensor,
-    mean: Tensor,
-    var: Tensor,
+    /// Values held by the file (conv + BN parameters and statistics), for the memory report.
+    file_values: usize,
 }
 
 impl ConvBlock {
     fn load(sd: &StateDict, p: &str, cin: i64, n: i64) -> Result<Self> {
+        let g = |k: &str, shape: &[i64]| -> Result<Tensor> {
+            Ok(sd.get(&format!("{p}.{k}"), shape)?.to_kind(Kind::Double))
+        };
+        let w = g("conv.weight", &[n, cin, 3, 3])?;
+        let b = g("conv.bias", &[n])?;
+        let (gamma, beta) = (g("norm.weight", &[n])?, g("norm.bias", &[n])?);
+        let (mean, var) = (g("norm.running_mean", &[n])?, g("norm.running_var", &[n])?);
+        let scale = gamma / (var + BN_EPS).sqrt();
+        let wf = (w * scale.view([n, 1, 1, 1]))
+            .to_kind(Kind::Float)
+            .contiguous();
+        let bf = ((b - mean) * &scale + beta).to_kind(Kind::Float);
         Ok(Self {
-            w: sd.get(&format!("{p}.conv.weight"), &[n, cin, 3, 3])?,
-            b: sd.get(&format!("{p}.conv.bias"), &[n])?,
-            bn_w: sd.get(&format!("{p}.norm.weight"), &[n])?,
-            bn_b: sd.get(&format!("{p}.norm.bias"), &[n])?,
-            mean: sd.get(&format!("{p}.norm.running_mean"), &[n])?,
-            var: sd.get(&format!("{p}.norm.running_var"), &[n])?,
+            w: wf,
+            b: bf,
+            file_values: (n * cin * 9 + 5 * n) as usize,
         })
     }
     fn forward(&self, x: &Tensor, slope: &Tensor) -> Tensor {
-        let y = x.conv2d(&self.w, Some(&self.b), [1, 1], [0, 0], [1, 1], 1);
-        let y = Tensor::batch_norm(
-            &y,
-            Some(&self.bn_w),
-            Some(&self.bn_b),
-            Some(&self.mean),
-            Some(&self.var),
-            false,
-            0.1,
-            BN_EPS,
-            true,
-        );
-        y.prelu(slope)
+        x.conv2d(&self.w, Some(&self.b), [1, 1], [0, 0], [1, 1], 1)
+            .prelu(slope)
     }
 }
 
@@ -142,20 +141,13 @@ impl Discriminator {
         [x1, x2, x3]
     }
 
-    /// Bytes of the tensors used (float32 weights and BatchNorm statistics).
+    /// Bytes of the weights as published (float32 conv weights, biases and BatchNorm statistics).
     pub fn bytes(&self) -> usize {
-        let blocks = std::iter::once(&self.head).chain(&self.body);
-        let n: usize = blocks
-            .map(|b| {
-                [&b.w, &b.b, &b.bn_w, &b.bn_b, &b.mean, &b.var]
-                    .iter()
-                    .map(|t| t.numel())
-                    .sum::<usize>()
-            })
-            .sum::<usize>()
-            + self.tail_w.numel()
-            + self.tail_b.numel();
-        n * 4
+        let blocks: usize = std::iter::once(&self.head)
+            .chain(&self.body)
+            .map(|b| b.file_values)
+            .sum();
+        (blocks + self.tail_w.numel() + self.tail_b.numel()) * 4
     }
 
     /// Multiply-adds per output pixel (valid convs ignored: per input pixel, approx.).

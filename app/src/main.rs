@@ -1,0 +1,202 @@
+//! `jndlab-app`: the study platform's server and command-line tools.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use app::server::{AppState, auth, bundle, db, demo, study, web};
+
+#[derive(Parser)]
+#[command(name = "jndlab-app", version, about = "Crowdsourced pairwise-comparison image studies (MTurk, Prolific, direct links)")]
+struct Cli {
+    /// SQLite database file (created if missing; WAL mode).
+    #[arg(long, env = "JNDLAB_DB", default_value = "jndlab-data/jndlab.db", global = true)]
+    db: PathBuf,
+    /// Folder for imported images (studies/{id}/...).
+    #[arg(long, env = "JNDLAB_DATA_DIR", default_value = "jndlab-data", global = true)]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web server (participant pages under /s/{study}, admin pages under /admin).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "JNDLAB_ADDR", default_value = "127.0.0.1:3000")]
+        addr: SocketAddr,
+        /// Folder with the compiled browser code (pkg/app.js, pkg/app.wasm, pkg/app.css), made by scripts/build-app.sh.
+        #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+        site_root: PathBuf,
+        /// URL participants use to reach this server (default http://ADDR); https makes admin cookies Secure.
+        #[arg(long, env = "JNDLAB_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Import the synthetic demo bundle (once) and set it live.
+        #[arg(long)]
+        demo: bool,
+        /// Where the demo bundle is.
+        #[arg(long, default_value = "assets/demo")]
+        demo_bundle: PathBuf,
+    },
+    /// Import a study bundle (a folder or .zip with bundle.json, see docs/bundle.md) as a draft study.
+    Import {
+        /// Bundle folder or .zip file.
+        path: PathBuf,
+        /// Set the study live right away.
+        #[arg(long)]
+        live: bool,
+    },
+    /// Manage admin accounts.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Change a study's state (draft -> live -> paused -> closed).
+    State {
+        /// Study slug.
+        slug: String,
+        /// New state: live, paused or closed.
+        state: String,
+    },
+    /// (Re)generate the SYNTHETIC demo bundle into a folder.
+    DemoBundle {
+        /// Output folder (e.g. assets/demo).
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an admin (or reset the password of an existing one).
+    Create {
+        #[arg(long, default_value = "admin")]
+        username: String,
+        /// Password (at least 8 characters); a random one is generated and printed if omitted.
+        #[arg(long, env = "JNDLAB_ADMIN_PASSWORD")]
+        password: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn import(pool: &db::Db, data_dir: &Path, path: &Path, live: bool) -> anyhow::Result<bundle::Imported> {
+    let mut src = bundle::Source::open(path)?;
+    let imp = bundle::import(pool, data_dir, &mut src).await?;
+    if live {
+        study::set_state(pool, imp.study_id, study::StudyState::Live).await?;
+    }
+    Ok(imp)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::DemoBundle { out } => {
+            demo::write_demo_bundle(&out)?;
+            println!("wrote the synthetic demo bundle to {}", out.display());
+            Ok(())
+        }
+        Command::Import { path, live } => {
+            let pool = db::open(&cli.db).await?;
+            let imp = import(&pool, &cli.data_dir, &path, live).await?;
+            println!(
+                "imported {} as study \"{}\" (id {}): {} conditions, {} scenes, {} pair-and-scene items; state {}",
+                path.display(),
+                imp.slug,
+                imp.study_id,
+                imp.conditions,
+                imp.scenes,
+                imp.design_items,
+                if live { "live" } else { "draft" }
+            );
+            Ok(())
+        }
+        Command::State { slug, state } => {
+            let pool = db::open(&cli.db).await?;
+            let s = study::by_slug(&pool, &slug)
+                .await?
+                .with_context(|| format!("no study \"{slug}\""))?;
+            study::set_state(&pool, s.id, study::StudyState::parse(&state)?).await?;
+            println!("study {slug} is now {state}");
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::Create { username, password },
+        } => {
+            let pool = db::open(&cli.db).await?;
+            let generated = password.is_none();
+            let password = password.unwrap_or_else(|| db::random_token(16));
+            auth::create_admin(&pool, &username, &password).await?;
+            if generated {
+                println!("admin \"{username}\" created; password: {password}");
+            } else {
+                println!("admin \"{username}\" created");
+            }
+            Ok(())
+        }
+        Command::Serve {
+            addr,
+            site_root,
+            public_url,
+            demo,
+            demo_bundle,
+        } => {
+            if !site_root.join("pkg").join("app.wasm").exists() {
+                anyhow::bail!(
+                    "{}: no pkg/app.wasm; build the browser code first with scripts/build-app.sh (or pass --site-root)",
+                    site_root.display()
+                );
+            }
+            let pool = db::open(&cli.db).await?;
+            let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
+            let mut demo_slug = None;
+            if demo {
+                let slug = match study::by_slug(&pool, "demo").await? {
+                    Some(s) => s.slug,
+                    None => import(&pool, &cli.data_dir, &demo_bundle, true).await?.slug,
+                };
+                demo_slug = Some(slug);
+            }
+            let mut login = None;
+            if auth::admin_count(&pool).await? == 0 {
+                let password = db::random_token(16);
+                auth::create_admin(&pool, "admin", &password).await?;
+                login = Some(password);
+            }
+            let state = AppState {
+                db: pool,
+                data_dir: cli.data_dir.clone(),
+                leptos: web::leptos_options(&site_root, addr),
+                secure_cookies: public_url.starts_with("https://"),
+                public_url: public_url.clone(),
+            };
+            println!("jndlab study platform listening on http://{addr}  (database {})", cli.db.display());
+            if let Some(slug) = demo_slug {
+                println!("  participant URL (demo study, SYNTHETIC images): {public_url}/s/{slug}");
+                println!(
+                    "  MTurk-style test URL: {public_url}/s/{slug}?assignmentId=A1&hitId=H1&workerId=W1&turkSubmitTo=https://workersandbox.mturk.com"
+                );
+            }
+            println!("  admin URL: {public_url}/admin");
+            match login {
+                Some(p) => println!("  admin login (shown once): user \"admin\", password \"{p}\""),
+                None => println!("  admin login: existing account (reset with `jndlab-app admin create --username admin`)"),
+            }
+            web::serve(state, addr).await
+        }
+    }
+}

@@ -1,0 +1,582 @@
+//! Study bundles (`docs/bundle.md`): parsing and validating `bundle.json`, reading a folder or a .zip, and
+//! importing everything into the database in ONE transaction (all-or-nothing), with the attention-check
+//! images generated at import by a real codec (JPEG at quality 2).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Cursor, Read};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
+use image::{DynamicImage, GenericImageView, ImageFormat};
+use serde::Deserialize;
+
+use super::db::{self, Db};
+use super::study::StudySettings;
+
+pub const FORMAT: &str = "jndlab-bundle/1";
+pub const MANIFEST: &str = "bundle.json";
+/// JPEG quality of the generated attention-check images: blocky enough that the answer is obvious.
+pub const CHECK_JPEG_QUALITY: u8 = 2;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: String,
+    pub name: String,
+    #[serde(default)]
+    pub slug: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub question: Option<String>,
+    #[serde(default)]
+    pub synthetic: bool,
+    pub conditions: Vec<ConditionSpec>,
+    pub scenes: Vec<SceneSpec>,
+    #[serde(default)]
+    pub checks: Vec<CheckSpec>,
+    #[serde(default)]
+    pub settings: SettingsSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionSpec {
+    pub key: String,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SceneSpec {
+    pub key: String,
+    pub reference: String,
+    /// condition key -> image path (relative to the bundle root)
+    pub images: BTreeMap<String, String>,
+    /// image ("reference" or a condition key) -> metric name -> value
+    #[serde(default)]
+    pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+/// An admin-supplied attention check: the scene's reference against `bad` (an obviously worse image).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    pub scene: String,
+    pub bad: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsSpec {
+    pub trials_per_hit: Option<i64>,
+    pub checks_per_hit: Option<i64>,
+    pub repetitions: Option<i64>,
+    pub max_hits_per_worker: Option<i64>,
+}
+
+/// Where bundle files come from: a folder or a zip archive.
+pub enum Source {
+    Dir(PathBuf),
+    Zip {
+        label: String,
+        archive: Box<zip::ZipArchive<Cursor<Vec<u8>>>>,
+        prefix: String,
+    },
+}
+
+impl Source {
+    /// Opens a folder or a `.zip` file.
+    pub fn open(path: &Path) -> anyhow::Result<Source> {
+        if path.is_dir() {
+            return Ok(Source::Dir(path.to_path_buf()));
+        }
+        let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        Source::zip(path.display().to_string(), bytes)
+    }
+
+    /// A zip archive held in memory (`label` names it in error messages). `bundle.json` may sit at the
+    /// archive root or inside one top-level folder.
+    pub fn zip(label: String, bytes: Vec<u8>) -> anyhow::Result<Source> {
+        let archive = zip::ZipArchive::new(Cursor::new(bytes))
+            .with_context(|| format!("{label}: not a folder or a readable .zip archive"))?;
+        let manifests: Vec<String> = archive
+            .file_names()
+            .filter(|n| *n == MANIFEST || n.ends_with(&format!("/{MANIFEST}")))
+            .map(str::to_string)
+            .collect();
+        let shallowest = manifests
+            .iter()
+            .min_by_key(|n| n.matches('/').count())
+            .ok_or_else(|| anyhow!("{label}: no {MANIFEST} in the archive"))?;
+        let prefix = shallowest.trim_end_matches(MANIFEST).to_string();
+        Ok(Source::Zip {
+            label,
+            archive: Box::new(archive),
+            prefix,
+        })
+    }
+
+    fn describe(&self, rel: &str) -> String {
+        match self {
+            Source::Dir(dir) => dir.join(rel).display().to_string(),
+            Source::Zip { label, prefix, .. } => format!("{label}:{prefix}{rel}"),
+        }
+    }
+
+    /// Reads a file given by a bundle-relative path (rejecting absolute paths and `..`).
+    pub fn read(&mut self, rel: &str, field: &str) -> anyhow::Result<Vec<u8>> {
+        let p = Path::new(rel);
+        if rel.is_empty() || p.components().any(|c| !matches!(c, Component::Normal(_))) {
+            bail!("{MANIFEST}: {field}: \"{rel}\" must be a relative path inside the bundle (no '..', not absolute)");
+        }
+        let what = self.describe(rel);
+        match self {
+            Source::Dir(dir) => std::fs::read(dir.join(p))
+                .with_context(|| format!("{MANIFEST}: {field}: cannot read {what}")),
+            Source::Zip { archive, prefix, .. } => {
+                let mut f = archive
+                    .by_name(&format!("{prefix}{rel}"))
+                    .map_err(|_| anyhow!("{MANIFEST}: {field}: {what} is not in the archive"))?;
+                let mut buf = Vec::new();
+                f.read_to_end(&mut buf)
+                    .with_context(|| format!("{MANIFEST}: {field}: cannot read {what}"))?;
+                Ok(buf)
+            }
+        }
+    }
+}
+
+/// A decoded, validated image ready to be stored.
+struct Img {
+    bytes: Vec<u8>,
+    ext: &'static str,
+    width: u32,
+    height: u32,
+    source: String,
+}
+
+fn decode(src: &mut Source, rel: &str, field: &str) -> anyhow::Result<(Img, DynamicImage)> {
+    let bytes = src.read(rel, field)?;
+    let what = src.describe(rel);
+    let format = image::guess_format(&bytes)
+        .map_err(|_| anyhow!("{MANIFEST}: {field}: {what} is not a PNG or JPEG image"))?;
+    let ext = match format {
+        ImageFormat::Png => "png",
+        ImageFormat::Jpeg => "jpg",
+        other => bail!("{MANIFEST}: {field}: {what} is {other:?}; expected PNG or JPEG"),
+    };
+    let img = image::load_from_memory_with_format(&bytes, format)
+        .with_context(|| format!("{MANIFEST}: {field}: cannot decode {what}"))?;
+    let (width, height) = img.dimensions();
+    Ok((
+        Img {
+            bytes,
+            ext,
+            width,
+            height,
+            source: rel.to_string(),
+        },
+        img,
+    ))
+}
+
+fn png_bytes(img: &DynamicImage) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)?;
+    Ok(out)
+}
+
+/// The attention-check distortion: the reference through a real JPEG codec at quality 2, stored as PNG.
+pub fn check_distortion(reference: &DynamicImage) -> anyhow::Result<DynamicImage> {
+    let rgb = DynamicImage::ImageRgb8(reference.to_rgb8());
+    let mut jpeg = Vec::new();
+    rgb.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+        &mut jpeg,
+        CHECK_JPEG_QUALITY,
+    ))?;
+    Ok(image::load_from_memory_with_format(&jpeg, ImageFormat::Jpeg)?)
+}
+
+fn valid_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 64
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+/// Lowercase ascii slug of `s` (for study URLs).
+pub fn slugify(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_matches('-').to_string();
+    if out.is_empty() { "study".into() } else { out }
+}
+
+struct Validated {
+    manifest: Manifest,
+    /// per scene: reference, per condition (in manifest condition order), check_bad images
+    scenes: Vec<(Img, Vec<Img>, Vec<(Img, String)>)>,
+    settings: StudySettings,
+}
+
+fn validate(src: &mut Source) -> anyhow::Result<Validated> {
+    let raw = src.read(MANIFEST, "manifest")?;
+    let manifest: Manifest = serde_json::from_slice(&raw)
+        .map_err(|e| anyhow!("{}: invalid manifest: {e}", src.describe(MANIFEST)))?;
+    if manifest.format != FORMAT {
+        bail!(
+            "{MANIFEST}: format: expected \"{FORMAT}\", found \"{}\"",
+            manifest.format
+        );
+    }
+    if manifest.name.trim().is_empty() {
+        bail!("{MANIFEST}: name: must not be empty");
+    }
+    if let Some(slug) = &manifest.slug
+        && (slugify(slug) != *slug)
+    {
+        bail!("{MANIFEST}: slug: \"{slug}\" must be lowercase letters, digits and '-'");
+    }
+    if manifest.conditions.len() < 2 {
+        bail!(
+            "{MANIFEST}: conditions: need at least 2 conditions to compare, found {}",
+            manifest.conditions.len()
+        );
+    }
+    let mut keys = BTreeSet::new();
+    for (i, c) in manifest.conditions.iter().enumerate() {
+        if !valid_key(&c.key) {
+            bail!("{MANIFEST}: conditions[{i}].key: \"{}\" must be 1-64 characters of [A-Za-z0-9._-]", c.key);
+        }
+        if c.key == "reference" {
+            bail!("{MANIFEST}: conditions[{i}].key: \"reference\" is reserved");
+        }
+        if !keys.insert(c.key.as_str()) {
+            bail!("{MANIFEST}: conditions[{i}].key: duplicate condition \"{}\"", c.key);
+        }
+    }
+    if manifest.scenes.is_empty() {
+        bail!("{MANIFEST}: scenes: need at least 1 scene");
+    }
+    let mut settings = StudySettings::default();
+    let s = &manifest.settings;
+    settings.trials_per_hit = s.trials_per_hit.unwrap_or(settings.trials_per_hit);
+    settings.checks_per_hit = s.checks_per_hit.unwrap_or(settings.checks_per_hit);
+    settings.repetitions = s.repetitions.unwrap_or(settings.repetitions);
+    settings.max_hits_per_worker = s.max_hits_per_worker.unwrap_or(settings.max_hits_per_worker);
+    settings
+        .validate()
+        .map_err(|e| anyhow!("{MANIFEST}: settings: {e}"))?;
+    if let Some(q) = &manifest.question {
+        settings.question = q.clone();
+    }
+
+    let mut scene_keys = BTreeSet::new();
+    let mut scenes = Vec::new();
+    for (si, scene) in manifest.scenes.iter().enumerate() {
+        let f = format!("scenes[{si}]");
+        if !valid_key(&scene.key) {
+            bail!("{MANIFEST}: {f}.key: \"{}\" must be 1-64 characters of [A-Za-z0-9._-]", scene.key);
+        }
+        if !scene_keys.insert(scene.key.as_str()) {
+            bail!("{MANIFEST}: {f}.key: duplicate scene \"{}\"", scene.key);
+        }
+        for k in scene.images.keys() {
+            if !keys.contains(k.as_str()) {
+                bail!("{MANIFEST}: {f}.images: \"{k}\" is not one of the study's conditions");
+            }
+        }
+        for (k, metrics) in &scene.metrics {
+            if k != "reference" && !keys.contains(k.as_str()) {
+                bail!("{MANIFEST}: {f}.metrics: \"{k}\" is neither \"reference\" nor a condition");
+            }
+            for (name, v) in metrics {
+                if !v.is_finite() {
+                    bail!("{MANIFEST}: {f}.metrics.{k}.{name}: must be a finite number");
+                }
+            }
+        }
+        let (reference, ref_img) = decode(src, &scene.reference, &format!("{f}.reference"))?;
+        let mut per_condition = Vec::new();
+        for c in &manifest.conditions {
+            let field = format!("{f}.images.{}", c.key);
+            let rel = scene
+                .images
+                .get(&c.key)
+                .ok_or_else(|| anyhow!("{MANIFEST}: {field}: missing image for condition \"{}\"", c.key))?;
+            let (img, _) = decode(src, rel, &field)?;
+            if (img.width, img.height) != (reference.width, reference.height) {
+                bail!(
+                    "{MANIFEST}: {field}: {} is {}x{} but the reference {} is {}x{}",
+                    src.describe(rel),
+                    img.width,
+                    img.height,
+                    reference.source,
+                    reference.width,
+                    reference.height
+                );
+            }
+            per_condition.push(img);
+        }
+        let mut checks = Vec::new();
+        let generated = check_distortion(&ref_img)?;
+        checks.push((
+            Img {
+                bytes: png_bytes(&generated)?,
+                ext: "png",
+                width: reference.width,
+                height: reference.height,
+                source: format!("generated: JPEG q={CHECK_JPEG_QUALITY} of {}", reference.source),
+            },
+            "generated-jpeg-q2".to_string(),
+        ));
+        scenes.push((reference, per_condition, checks));
+    }
+    for (ci, check) in manifest.checks.iter().enumerate() {
+        let field = format!("checks[{ci}]");
+        let si = manifest
+            .scenes
+            .iter()
+            .position(|s| s.key == check.scene)
+            .ok_or_else(|| anyhow!("{MANIFEST}: {field}.scene: \"{}\" is not a scene of the bundle", check.scene))?;
+        let (img, _) = decode(src, &check.bad, &format!("{field}.bad"))?;
+        let r = &scenes[si].0;
+        if (img.width, img.height) != (r.width, r.height) {
+            bail!(
+                "{MANIFEST}: {field}.bad: {} is {}x{} but the scene is {}x{}",
+                check.bad,
+                img.width,
+                img.height,
+                r.width,
+                r.height
+            );
+        }
+        scenes[si].2.push((img, "bundle".into()));
+    }
+    Ok(Validated {
+        manifest,
+        scenes,
+        settings,
+    })
+}
+
+/// What an import produced.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub study_id: i64,
+    pub slug: String,
+    pub conditions: usize,
+    pub scenes: usize,
+    pub design_items: usize,
+}
+
+/// Directory holding the image files of a study.
+pub fn study_dir(data_dir: &Path, study_id: i64) -> PathBuf {
+    data_dir.join("studies").join(study_id.to_string())
+}
+
+/// Validates the bundle completely, then writes the study (state draft) in one transaction. On any error
+/// nothing is left behind: neither rows nor image files.
+pub async fn import(db: &Db, data_dir: &Path, src: &mut Source) -> anyhow::Result<Imported> {
+    let v = validate(src)?;
+    let mut tx = db::begin_write(db).await?;
+    let study_id = db::next_id(&mut tx, "studies").await?;
+    let final_dir = study_dir(data_dir, study_id);
+    let staging = data_dir.join("studies").join(format!("{study_id}.staging"));
+    let result = write_all(&mut tx, &v, study_id, &staging).await;
+    let slug = match result {
+        Ok(slug) => slug,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    if final_dir.exists() {
+        std::fs::remove_dir_all(&final_dir).ok();
+    }
+    if let Err(e) = std::fs::rename(&staging, &final_dir) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(anyhow!("moving images into {}: {e}", final_dir.display()));
+    }
+    if let Err(e) = tx.commit().await {
+        let _ = std::fs::remove_dir_all(&final_dir);
+        return Err(e.into());
+    }
+    let n = v.manifest.conditions.len();
+    Ok(Imported {
+        study_id,
+        slug,
+        conditions: n,
+        scenes: v.scenes.len(),
+        design_items: v.scenes.len() * n * (n - 1) / 2,
+    })
+}
+
+async fn unique_slug(tx: &mut db::Tx<'_>, base: &str) -> anyhow::Result<String> {
+    let mut candidate = base.to_string();
+    for n in 2.. {
+        let (taken,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM studies WHERE slug = $1")
+            .bind(&candidate)
+            .fetch_one(&mut **tx)
+            .await?;
+        if taken == 0 {
+            break;
+        }
+        candidate = format!("{base}-{n}");
+    }
+    Ok(candidate)
+}
+
+async fn write_all(
+    tx: &mut db::Tx<'_>,
+    v: &Validated,
+    study_id: i64,
+    staging: &Path,
+) -> anyhow::Result<String> {
+    std::fs::create_dir_all(staging).with_context(|| format!("creating {}", staging.display()))?;
+    let m = &v.manifest;
+    let base = m.slug.clone().unwrap_or_else(|| slugify(&m.name));
+    let slug = unique_slug(tx, &base).await?;
+    let s = &v.settings;
+    sqlx::query(
+        "INSERT INTO studies (id, slug, name, description, question, state, trials_per_hit, checks_per_hit, \
+         repetitions, max_hits_per_worker, hit_timeout_s, approve_excluded, prolific_completion_url, synthetic, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 'draft', $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(study_id)
+    .bind(&slug)
+    .bind(&m.name)
+    .bind(&m.description)
+    .bind(&s.question)
+    .bind(s.trials_per_hit)
+    .bind(s.checks_per_hit)
+    .bind(s.repetitions)
+    .bind(s.max_hits_per_worker)
+    .bind(s.hit_timeout_s)
+    .bind(s.approve_excluded as i64)
+    .bind(&s.prolific_completion_url)
+    .bind(m.synthetic as i64)
+    .bind(db::now_ms())
+    .execute(&mut **tx)
+    .await?;
+
+    let mut condition_ids = Vec::new();
+    for (i, c) in m.conditions.iter().enumerate() {
+        let id = db::next_id(tx, "conditions").await?;
+        sqlx::query("INSERT INTO conditions (id, study_id, position, key, label) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id)
+            .bind(study_id)
+            .bind(i as i64)
+            .bind(&c.key)
+            .bind(c.label.clone().unwrap_or_else(|| c.key.clone()))
+            .execute(&mut **tx)
+            .await?;
+        condition_ids.push(id);
+    }
+
+    for (si, (reference, per_condition, checks)) in v.scenes.iter().enumerate() {
+        let spec = &m.scenes[si];
+        let scene_id = db::next_id(tx, "scenes").await?;
+        sqlx::query("INSERT INTO scenes (id, study_id, position, key, width, height) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(scene_id)
+            .bind(study_id)
+            .bind(si as i64)
+            .bind(&spec.key)
+            .bind(reference.width as i64)
+            .bind(reference.height as i64)
+            .execute(&mut **tx)
+            .await?;
+        let ref_id = insert_image(tx, staging, study_id, scene_id, None, "reference", reference).await?;
+        insert_metrics(tx, ref_id, spec.metrics.get("reference")).await?;
+        for (ci, img) in per_condition.iter().enumerate() {
+            let id = insert_image(tx, staging, study_id, scene_id, Some(condition_ids[ci]), "condition", img).await?;
+            insert_metrics(tx, id, spec.metrics.get(&m.conditions[ci].key)).await?;
+        }
+        for (img, source) in checks {
+            let bad_id = insert_image(tx, staging, study_id, scene_id, None, "check_bad", img).await?;
+            let id = db::next_id(tx, "check_items").await?;
+            sqlx::query(
+                "INSERT INTO check_items (id, study_id, scene_id, good_image_id, bad_image_id, source) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(study_id)
+            .bind(scene_id)
+            .bind(ref_id)
+            .bind(bad_id)
+            .bind(source)
+            .execute(&mut **tx)
+            .await?;
+        }
+        for a in 0..condition_ids.len() {
+            for b in a + 1..condition_ids.len() {
+                let id = db::next_id(tx, "design_items").await?;
+                sqlx::query(
+                    "INSERT INTO design_items (id, study_id, scene_id, condition_a, condition_b) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(study_id)
+                .bind(scene_id)
+                .bind(condition_ids[a])
+                .bind(condition_ids[b])
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+    }
+    Ok(slug)
+}
+
+async fn insert_image(
+    tx: &mut db::Tx<'_>,
+    staging: &Path,
+    study_id: i64,
+    scene_id: i64,
+    condition_id: Option<i64>,
+    kind: &str,
+    img: &Img,
+) -> anyhow::Result<i64> {
+    let id = db::next_id(tx, "images").await?;
+    let file_name = format!("{id}.{}", img.ext);
+    std::fs::write(staging.join(&file_name), &img.bytes)
+        .with_context(|| format!("writing {}", staging.join(&file_name).display()))?;
+    sqlx::query(
+        "INSERT INTO images (id, study_id, scene_id, condition_id, kind, file_name, source_path, width, height) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(id)
+    .bind(study_id)
+    .bind(scene_id)
+    .bind(condition_id)
+    .bind(kind)
+    .bind(&file_name)
+    .bind(&img.source)
+    .bind(img.width as i64)
+    .bind(img.height as i64)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+async fn insert_metrics(
+    tx: &mut db::Tx<'_>,
+    image_id: i64,
+    metrics: Option<&BTreeMap<String, f64>>,
+) -> anyhow::Result<()> {
+    for (name, value) in metrics.into_iter().flatten() {
+        sqlx::query("INSERT INTO image_metrics (image_id, name, value) VALUES ($1, $2, $3)")
+            .bind(image_id)
+            .bind(name)
+            .bind(value)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! Server side: database, studies, bundles, assignment, admin, HTTP.
+
+pub mod admin;
+pub mod assign;
+pub mod auth;
+pub mod bundle;
+pub mod db;
+pub mod demo;
+pub mod study;
+pub mod web;
+
+use std::path::PathBuf;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+
+/// Shared state of the web server (also provided to Leptos server functions as context).
+#[derive(Clone)]
+pub struct AppState {
+    pub db: db::Db,
+    /// Where imported images live (`studies/{id}/`).
+    pub data_dir: PathBuf,
+    pub leptos: LeptosOptions,
+    /// Base URL participants reach the server at (used in the links and the MTurk XML shown to admins).
+    pub public_url: String,
+    /// Mark admin cookies `Secure` (set when the public URL is https).
+    pub secure_cookies: bool,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(s: &AppState) -> LeptosOptions {
+        s.leptos.clone()
+    }
+}

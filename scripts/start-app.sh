@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Builds (scripts/build-app.sh) and starts the study platform on SQLite with the SYNTHETIC demo study loaded.
+# Prints the participant URL and the admin login. Extra arguments go to `jndlab-app serve`.
+# Env: CARGO_TARGET_DIR (default target), JNDLAB_ADDR (default 127.0.0.1:3000), JNDLAB_DB, JNDLAB_DATA_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build-app.sh
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+if [ "${PROFILE:-dev}" = release ]; then PDIR=release; else PDIR=debug; fi
+exec "$TARGET_DIR/$PDIR/jndlab-app" serve --demo --site-root "$TARGET_DIR/site" "$@"

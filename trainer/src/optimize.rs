@@ -1,5 +1,6 @@
 //! Pixel optimisation, as the official MDF demo: Adam on the pixels of a uniform-random image
-//! (seeded) towards a reference, recording the PSNR after every step.
+//! (seeded) towards a reference, recording the PSNR after every step. The reference's features are
+//! computed once ([`Loss::fixed_target`]); the official demo recomputes them every step.
 use anyhow::Result;
 use tch::{Kind, Tensor, nn, nn::OptimizerConfig};
 
@@ -35,9 +36,11 @@ pub fn optimize_pixels(
     let pixels = vs.root().var_copy("pixels", &init);
     let mut opt = nn::Adam::default().build(&vs, cfg.lr)?;
     let target = reference.to_kind(Kind::Float).detach();
+    // The reference never changes: its features are computed once.
+    let loss_fn = loss.fixed_target(&target)?;
     let mut records = Vec::with_capacity(cfg.steps);
     for step in 1..=cfg.steps {
-        let l = loss.forward(&pixels, &target)?;
+        let l = loss_fn(&pixels)?;
         opt.zero_grad();
         l.backward();
         opt.step();

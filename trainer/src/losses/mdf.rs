@@ -209,13 +209,27 @@ impl MdfLoss {
     /// Per scale, per tap, per sample squared-difference means `[scales][3] -> [N]`.
     pub fn per_tap(&self, pred: &Tensor, target: &Tensor) -> Result<Vec<[Tensor; 3]>> {
         self.check(pred, target)?;
-        let pred = pred.to_kind(Kind::Float);
+        let fy = self.target_taps(target);
+        Ok(self.per_tap_against(pred, &fy))
+    }
+
+    /// Reference features, without autograd.
+    fn target_taps(&self, target: &Tensor) -> Vec<[Tensor; 3]> {
         let target = target.to_kind(Kind::Float).detach();
-        Ok(self
-            .ds
+        tch::no_grad(|| {
+            self.ds
+                .iter()
+                .map(|d| d.taps(&target, &self.slope))
+                .collect()
+        })
+    }
+
+    fn per_tap_against(&self, pred: &Tensor, fy: &[[Tensor; 3]]) -> Vec<[Tensor; 3]> {
+        let pred = pred.to_kind(Kind::Float);
+        self.ds
             .iter()
-            .map(|d| {
-                let fy = tch::no_grad(|| d.taps(&target, &self.slope));
+            .zip(fy)
+            .map(|(d, fy)| {
                 let fx = d.taps(&pred, &self.slope);
                 let f = |i: usize| {
                     (&fx[i] - &fy[i])
@@ -224,7 +238,18 @@ impl MdfLoss {
                 };
                 [f(0), f(1), f(2)]
             })
-            .collect())
+            .collect()
+    }
+
+    fn reduce(taps: &[[Tensor; 3]]) -> Tensor {
+        let mut total: Option<Tensor> = None;
+        for t in taps.iter().flatten() {
+            total = Some(match total {
+                None => t.shallow_clone(),
+                Some(acc) => acc + t,
+            });
+        }
+        total.expect("at least one scale").mean(Kind::Float)
     }
 
     fn check(&self, pred: &Tensor, target: &Tensor) -> Result<()> {
@@ -252,15 +277,16 @@ impl Loss for MdfLoss {
         self.name.clone()
     }
     fn forward(&self, pred: &Tensor, target: &Tensor) -> Result<Tensor> {
-        let taps = self.per_tap(pred, target)?;
-        let mut total: Option<Tensor> = None;
-        for t in taps.iter().flatten() {
-            total = Some(match total {
-                None => t.shallow_clone(),
-                Some(acc) => acc + t,
-            });
-        }
-        Ok(total.expect("at least one scale").mean(Kind::Float))
+        Ok(Self::reduce(&self.per_tap(pred, target)?))
+    }
+    fn fixed_target<'a>(&'a self, target: &Tensor) -> Result<super::FixedTarget<'a>> {
+        self.check(target, target)?;
+        let fy = self.target_taps(target);
+        let t = target.shallow_clone();
+        Ok(Box::new(move |p: &Tensor| {
+            self.check(p, &t)?;
+            Ok(Self::reduce(&self.per_tap_against(p, &fy)))
+        }))
     }
     fn min_side(&self) -> i64 {
         MIN_SIDE

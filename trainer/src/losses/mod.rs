@@ -33,7 +33,16 @@ pub trait Loss: Send {
     fn weight_bytes(&self) -> usize {
         0
     }
+    /// The loss against a fixed target, precomputing what depends only on it (the MDF's reference
+    /// features) so that repeated evaluations (pixel optimisation) skip that work. Same values.
+    fn fixed_target<'a>(&'a self, target: &Tensor) -> Result<FixedTarget<'a>> {
+        let t = target.detach();
+        Ok(Box::new(move |p: &Tensor| self.forward(p, &t)))
+    }
 }
+
+/// A loss with its target bound (see [`Loss::fixed_target`]).
+pub type FixedTarget<'a> = Box<dyn Fn(&Tensor) -> Result<Tensor> + 'a>;
 
 /// Shape checks shared by all losses: same shape, 4-D, `channels` if given, `min_side`.
 pub fn check_pair(
@@ -111,5 +120,23 @@ impl Loss for Weighted {
     }
     fn weight_bytes(&self) -> usize {
         self.terms.iter().map(|(_, l)| l.weight_bytes()).sum()
+    }
+    fn fixed_target<'a>(&'a self, target: &Tensor) -> Result<FixedTarget<'a>> {
+        let fs = self
+            .terms
+            .iter()
+            .map(|(w, l)| Ok((*w, l.fixed_target(target)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Box::new(move |p: &Tensor| {
+            let mut acc: Option<Tensor> = None;
+            for (w, f) in &fs {
+                let v = f(p)? * *w;
+                acc = Some(match acc {
+                    None => v,
+                    Some(a) => a + v,
+                });
+            }
+            acc.ok_or_else(|| anyhow::anyhow!("empty loss"))
+        }))
     }
 }

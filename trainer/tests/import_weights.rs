@@ -74,3 +74,21 @@ fn corrupt_input_is_a_clear_error() {
     assert!(!out.exists(), "no half-written output");
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad.pth"));
 }
+
+#[test]
+fn zip_format_state_dict_loads_via_libtorch() {
+    // trainer/tests/data/tiny_state_dict.pth: torch.save({'features.0.weight': arange(6).view(2, 3),
+    // 'features.0.bias': [1.5, -2.0]}) with torch 2.11 (zip format), as torchvision checkpoints are.
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny_state_dict.pth");
+    let sd = trainer::weights::StateDict::load(&p, tch::Device::Cpu).unwrap();
+    let w = sd.get("features.0.weight", &[2, 3]).unwrap();
+    assert!(w.equal(&Tensor::arange(6, (tch::Kind::Float, tch::Device::Cpu)).view([2, 3])));
+    let b = sd.get("features.0.bias", &[2]).unwrap();
+    assert_eq!(Vec::<f32>::try_from(&b).unwrap(), vec![1.5, -2.0]);
+    assert!(
+        sd.get("features.0.bias", &[3])
+            .unwrap_err()
+            .to_string()
+            .contains("expected [3]")
+    );
+}

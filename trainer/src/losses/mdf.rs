@@ -241,7 +241,8 @@ impl MdfLoss {
             .collect()
     }
 
-    fn reduce(taps: &[[Tensor; 3]]) -> Tensor {
+    /// The loss from [`Self::per_tap`]'s values: sum over taps and scales, mean over the batch.
+    pub fn reduce(taps: &[[Tensor; 3]]) -> Tensor {
         let mut total: Option<Tensor> = None;
         for t in taps.iter().flatten() {
             total = Some(match total {

@@ -10,6 +10,7 @@ use argmin::solver::quasinewton::LBFGS;
 use nalgebra::DVector;
 use serde::Serialize;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// pwcmp's `prior` option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, clap::ValueEnum)]
@@ -60,6 +61,8 @@ pub struct Scaling {
     /// pwcmp's objective (negative log-posterior) at the optimum.
     pub objective: f64,
     pub iterations: u64,
+    /// Objective-and-gradient evaluations used.
+    pub evaluations: u64,
     /// Human-readable warnings (e.g. joined components).
     pub warnings: Vec<String>,
 }
@@ -112,6 +115,7 @@ pub fn scale(d: &CountMatrix, options: &ScaleOptions) -> Result<Scaling> {
             jnd: vec![0.0],
             objective: 0.0,
             iterations: 0,
+            evaluations: 0,
             warnings,
         });
     }
@@ -126,7 +130,12 @@ pub fn scale(d: &CountMatrix, options: &ScaleOptions) -> Result<Scaling> {
 
     // Optimise with q_1 = 0 (fix0); mean0 is the same optimum re-centred, since everything but
     // pwcmp's 0.01 * mean(q)^2 term is translation invariant and that term is then exactly 0.
-    let (q, value, iterations) = minimise(&objective)?;
+    let (q, value, iterations, evaluations) = match (minimise(&objective), dominant.first()) {
+        (Ok(found), _) => found,
+        // Not converging where the likelihood has a direction of endless improvement is that direction.
+        (Err(_), Some(set)) => return Err(unbounded(d, set)),
+        (Err(e), None) => return Err(e),
+    };
 
     // A gaussian prior bounds some designs with unanimous groups, not all: look along each direction
     // in which the likelihood keeps improving for a lower value than the optimum found.
@@ -164,6 +173,7 @@ pub fn scale(d: &CountMatrix, options: &ScaleOptions) -> Result<Scaling> {
         jnd,
         objective: value,
         iterations,
+        evaluations,
         warnings,
     })
 }
@@ -213,7 +223,8 @@ fn unbounded(d: &CountMatrix, set: &[usize]) -> ScaleError {
 /// evaluation, cached because the line search asks for both at the same point.
 struct Fix0Problem<'a> {
     objective: &'a Objective,
-    cache: Mutex<Option<(DVector<f64>, f64, DVector<f64>)>>,
+    cache: &'a Mutex<Option<(DVector<f64>, f64, DVector<f64>)>>,
+    evaluations: &'a AtomicU64,
 }
 
 impl Fix0Problem<'_> {
@@ -227,6 +238,7 @@ impl Fix0Problem<'_> {
         let mut q = Vec::with_capacity(p.len() + 1);
         q.push(0.0);
         q.extend(p.iter());
+        self.evaluations.fetch_add(1, Ordering::Relaxed);
         let (f, g) = self.objective.value_and_gradient(&q);
         let g = DVector::from_iterator(p.len(), g.into_iter().skip(1));
         *cache = Some((p.clone(), f, g.clone()));
@@ -261,62 +273,22 @@ fn finite(p: &DVector<f64>) -> std::result::Result<(), argmin::core::Error> {
     }
 }
 
-/// Newton steps with a Hessian from central differences of the analytic gradient (2(N-1) gradients
-/// each): from an L-BFGS result two steps reach round-off. Only taken while they reduce the gradient.
-fn newton_polish(problem: &Fix0Problem, mut p: DVector<f64>) -> DVector<f64> {
-    let m = p.len();
-    let (_, mut g) = problem.eval(&p);
-    for _ in 0..3 {
-        let h = 1e-5;
-        let mut hess = nalgebra::DMatrix::zeros(m, m);
-        for l in 0..m {
-            let (mut a, mut b) = (p.clone(), p.clone());
-            a[l] += h;
-            b[l] -= h;
-            let column = (problem.eval(&a).1 - problem.eval(&b).1) / (2.0 * h);
-            hess.set_column(l, &column);
-        }
-        let hess = (&hess + hess.transpose()) * 0.5;
-        let Some(chol) = hess.cholesky() else { break };
-        let candidate = &p - chol.solve(&g);
-        let (_, g_new) = problem.eval(&candidate);
-        if !(g_new.amax() < g.amax()) {
-            break;
-        }
-        p = candidate;
-        g = g_new;
-    }
-    p
-}
-
-/// Above this many free scores the polish (O(N) gradients per step) is skipped: L-BFGS alone is then
-/// within ~1e-6 JND of the optimum, far below any CI.
-const POLISH_MAX_SCORES: usize = 64;
-
 /// L-BFGS with More-Thuente line search from q = 0, restarted from its own result until the gradient
 /// is below tolerance (a restart discards a stale curvature history, which matters near the optimum).
-fn minimise(objective: &Objective) -> Result<(Vec<f64>, f64, u64)> {
+fn minimise(objective: &Objective) -> Result<(Vec<f64>, f64, u64, u64)> {
     let n = objective.len();
-    let problem = Fix0Problem {
-        objective,
-        cache: Mutex::new(None),
-    };
+    let cache = Mutex::new(None);
+    let evaluations = AtomicU64::new(0);
+    let problem = || Fix0Problem { objective, cache: &cache, evaluations: &evaluations };
     let mut p = DVector::zeros(n - 1);
     let mut iterations = 0;
-    let scale = problem.eval(&p).1.amax().max(1.0);
+    let scale = problem().eval(&p).1.amax().max(1.0);
     for _restart in 0..5 {
         let solver = LBFGS::new(MoreThuenteLineSearch::new(), 20)
             .with_tolerance_grad(GRAD_TOLERANCE * scale)
             .and_then(|s| s.with_tolerance_cost(0.0))
             .map_err(|e| ScaleError::Optimizer(e.to_string()))?;
-        let problem = Fix0Problem {
-            objective,
-            cache: Mutex::new(None),
-        };
-        let result = match Executor::new(problem, solver)
-            .configure(|state| state.param(p.clone()).max_iters(2000))
-            .run()
-        {
+        let result = match Executor::new(problem(), solver).configure(|state| state.param(p.clone()).max_iters(2000)).run() {
             Ok(result) => result,
             // A failed restart keeps the last good point; the checks below judge it.
             Err(_) if iterations > 0 => break,
@@ -327,22 +299,12 @@ fn minimise(objective: &Objective) -> Result<(Vec<f64>, f64, u64)> {
         if let Some(best) = state.get_best_param() {
             p = best.clone();
         }
-        let converged = matches!(
-            state.get_termination_status(),
-            TerminationStatus::Terminated(TerminationReason::SolverConverged)
-        );
-        let (_, g) = Fix0Problem {
-            objective,
-            cache: Mutex::new(None),
-        }
-        .eval(&p);
-        if converged || g.amax() <= GRAD_TOLERANCE * scale * 10.0 {
+        let converged = matches!(state.get_termination_status(), TerminationStatus::Terminated(TerminationReason::SolverConverged));
+        if converged || problem().eval(&p).1.amax() <= GRAD_TOLERANCE * scale * 10.0 {
             break;
         }
     }
-    if p.len() <= POLISH_MAX_SCORES {
-        p = newton_polish(&problem, p);
-    }
+    let problem = problem();
     let (value, g) = problem.eval(&p);
     if !value.is_finite() || p.iter().any(|v| !v.is_finite()) {
         return Err(ScaleError::Optimizer(format!(
@@ -358,5 +320,5 @@ fn minimise(objective: &Objective) -> Result<(Vec<f64>, f64, u64)> {
     }
     let mut q = vec![0.0];
     q.extend(p.iter());
-    Ok((q, value, iterations))
+    Ok((q, value, iterations, evaluations.load(Ordering::Relaxed)))
 }

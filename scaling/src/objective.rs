@@ -34,6 +34,8 @@ struct PriorGroups {
     k: Vec<f64>,
     n_minus_k: Vec<f64>,
     multiplicity: Vec<f64>,
+    /// Index of the group (n - k, n).
+    mirror: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,10 +84,12 @@ impl Objective {
                 }
             }
             let mut g = PriorGroups::default();
+            let keys: Vec<(u64, u64)> = groups.keys().copied().collect();
             for ((k, total), m) in groups {
                 g.k.push(k as f64);
                 g.n_minus_k.push((total - k) as f64);
                 g.multiplicity.push(m);
+                g.mirror.push(keys.binary_search(&(total - k, total)).expect("groups are closed under mirroring"));
             }
             g
         });
@@ -114,26 +118,25 @@ impl Objective {
     fn evaluate(&self, q: &[f64], want_gradient: bool) -> (f64, Option<Vec<f64>>) {
         assert_eq!(q.len(), self.n, "score vector length");
         let n_pairs = self.pairs.len();
-        // Ordered pair 2p is (i,j), 2p+1 is (j,i): u = ln P_a, v = ln(1 - P_a).
+        // Per unordered pair p = (i, j): x = (q_i - q_j) / sigma, u = ln P_ij, v = ln P_ji = ln(1 - P_ij).
+        // Both orderings of a pair carry identical terms (for the prior as well, see `prior_term`), so
+        // everything is computed once per unordered pair and doubled.
         let mut x = Vec::with_capacity(n_pairs);
-        let mut u = Vec::with_capacity(2 * n_pairs);
-        let mut v = Vec::with_capacity(2 * n_pairs);
+        let mut u = Vec::with_capacity(n_pairs);
+        let mut v = Vec::with_capacity(n_pairs);
         let mut value = 0.0;
+        // dF/du_p and dF/dv_p.
+        let mut du = Vec::with_capacity(n_pairs);
+        let mut dv = Vec::with_capacity(n_pairs);
         for p in &self.pairs {
             let xp = (q[p.i] - q[p.j]) / SIGMA;
             let (lp, lq) = (log_cdf(xp), log_cdf(-xp));
-            // Each unordered pair appears twice in S with the same term.
             value -= 2.0 * (p.wins_i * lp + p.wins_j * lq);
             x.push(xp);
-            u.extend([lp, lq]);
-            v.extend([lq, lp]);
-        }
-        // dF/du_a and dF/dv_a per ordered pair.
-        let mut du = vec![0.0; 2 * n_pairs];
-        let mut dv = vec![0.0; 2 * n_pairs];
-        for (p, pair) in self.pairs.iter().enumerate() {
-            du[2 * p] -= 2.0 * pair.wins_i;
-            du[2 * p + 1] -= 2.0 * pair.wins_j;
+            u.push(lp);
+            v.push(lq);
+            du.push(-2.0 * p.wins_i);
+            dv.push(-2.0 * p.wins_j);
         }
         if let Some(groups) = &self.prior {
             value += prior_term(groups, &u, &v, want_gradient.then_some((&mut du, &mut dv)));
@@ -143,9 +146,8 @@ impl Objective {
         }
         let mut grad = vec![0.0; self.n];
         for (p, pair) in self.pairs.iter().enumerate() {
-            let (la, lb) = (d_log_cdf(x[p]), d_log_cdf(-x[p]));
-            // u_{2p} = ln Phi(x), v_{2p} = ln Phi(-x); u_{2p+1} = v_{2p}, v_{2p+1} = u_{2p}.
-            let dx = (du[2 * p] + dv[2 * p + 1]) * la - (dv[2 * p] + du[2 * p + 1]) * lb;
+            // d u / dx = phi(x) / Phi(x), d v / dx = -phi(x) / Phi(-x)
+            let dx = du[p] * d_log_cdf(x[p]) - dv[p] * d_log_cdf(-x[p]);
             grad[pair.i] += dx / SIGMA;
             grad[pair.j] -= dx / SIGMA;
         }
@@ -153,54 +155,70 @@ impl Objective {
     }
 }
 
-/// -sum_a ln(prior_a + 0.1), adding its derivatives w.r.t. u_a and v_a to `grads` when given.
-fn prior_term(
-    g: &PriorGroups,
-    u: &[f64],
-    v: &[f64],
-    grads: Option<(&mut Vec<f64>, &mut Vec<f64>)>,
-) -> f64 {
-    let n_s = u.len();
+/// -sum_{a in S} ln(prior_a + 0.1), adding its derivatives w.r.t. each unordered pair's u and v to
+/// `grads` when given.
+///
+/// Symmetry halves the work: the reversed pair a' of a has ln A[a', g] = ln A[a, mirror(g)] with
+/// mirror(k, n) = (n - k, n), the set of groups is closed under mirroring (k_ji = n - k_ij, also after
+/// pwcmp's unanimity shift), and so s_g = s_mirror(g) and prior_a' = prior_a. Only the forward
+/// orientation is evaluated: E[g][p] = A[p, g] / s_g.
+fn prior_term(g: &PriorGroups, u: &[f64], v: &[f64], grads: Option<(&mut Vec<f64>, &mut Vec<f64>)>) -> f64 {
+    let n_p = u.len();
     let n_g = g.k.len();
-    // r[g][a] = A[a,g] / s_g, computed as exp(ln A[a,g] - logsumexp_a ln A[a,g]).
-    let column = |gi: usize| -> Vec<f64> {
+    // Pass 1 per group: E'[g][p] = exp(ln A[p,g] - max_g) and its sum, i.e. a partial log-sum-exp.
+    let mut e = vec![0.0; n_p * n_g];
+    let mut partial = vec![(0.0, 0.0); n_g];
+    let fill = |gi: usize, col: &mut [f64]| -> (f64, f64) {
         let (k, nk) = (g.k[gi], g.n_minus_k[gi]);
-        let mut col: Vec<f64> = (0..n_s).map(|a| k * u[a] + nk * v[a]).collect();
-        let max = col.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut max = f64::NEG_INFINITY;
+        for (c, (ua, va)) in col.iter_mut().zip(u.iter().zip(v)) {
+            *c = k * ua + nk * va;
+            max = max.max(*c);
+        }
         let mut sum = 0.0;
         for c in col.iter_mut() {
             *c = (*c - max).exp();
             sum += *c;
         }
-        for c in col.iter_mut() {
-            *c /= sum;
-        }
-        col
+        (max, sum)
     };
-    let r: Vec<Vec<f64>> = if n_s * n_g >= PARALLEL_WORK {
-        (0..n_g).into_par_iter().map(column).collect()
+    if n_p * n_g >= PARALLEL_WORK {
+        e.par_chunks_mut(n_p).zip(partial.par_iter_mut()).enumerate().for_each(|(gi, (col, out))| *out = fill(gi, col));
     } else {
-        (0..n_g).map(column).collect()
-    };
-    let mut prior = vec![0.0; n_s];
-    for (gi, col) in r.iter().enumerate() {
-        let m = g.multiplicity[gi];
+        e.chunks_mut(n_p).zip(partial.iter_mut()).enumerate().for_each(|(gi, (col, out))| *out = fill(gi, col));
+    }
+    // s_g sums over both orientations: the forward values of g and of mirror(g). Normalise E'.
+    for gi in 0..n_g {
+        let (max_a, sum_a) = partial[gi];
+        let (max_b, sum_b) = partial[g.mirror[gi]];
+        let top = max_a.max(max_b);
+        let s = sum_a * (max_a - top).exp() + sum_b * (max_b - top).exp();
+        let factor = (max_a - top).exp() / s;
+        for c in &mut e[gi * n_p..(gi + 1) * n_p] {
+            *c *= factor;
+        }
+    }
+    let mut prior = vec![0.0; n_p];
+    for (col, m) in e.chunks(n_p).zip(&g.multiplicity) {
         for (p, rv) in prior.iter_mut().zip(col) {
             *p += m * rv;
         }
     }
-    let value = -prior.iter().map(|p| (p + PRIOR_FLOOR).ln()).sum::<f64>();
+    let value = -2.0 * prior.iter().map(|p| (p + PRIOR_FLOOR).ln()).sum::<f64>();
     if let Some((du, dv)) = grads {
-        // F = -sum_a ln(prior_a + 0.1); with w_a = -1 / (prior_a + 0.1) and W_g = sum_a w_a r_ag:
-        // dF/d ln A[b,g] = m_g r_bg (w_b - W_g).
+        // Over ordered pairs, with w_a = -1 / (prior_a + 0.1) and W_g = sum_a w_a r_ag:
+        // dF/d ln A[b,g] = m_g r_bg (w_b - W_g). Folding the reversed orientation onto the forward one
+        // (see above) gives, per unordered pair, U_p = sum_g c_pg k_g and V_p = sum_g c_pg (n_g - k_g)
+        // with c_pg = m_g E[g][p] (w_p - W_g); the pair's u gets 2 U_p and its v gets 2 V_p.
         let w: Vec<f64> = prior.iter().map(|p| -1.0 / (p + PRIOR_FLOOR)).collect();
-        for (gi, col) in r.iter().enumerate() {
-            let big_w: f64 = col.iter().zip(&w).map(|(rv, wv)| rv * wv).sum();
+        let half_w: Vec<f64> = e.chunks(n_p).map(|col| col.iter().zip(&w).map(|(r, wp)| r * wp).sum()).collect();
+        for (gi, col) in e.chunks(n_p).enumerate() {
+            let big_w = half_w[gi] + half_w[g.mirror[gi]];
             let (m, k, nk) = (g.multiplicity[gi], g.k[gi], g.n_minus_k[gi]);
-            for a in 0..n_s {
-                let c = m * col[a] * (w[a] - big_w);
-                du[a] += c * k;
-                dv[a] += c * nk;
+            for p in 0..n_p {
+                let c = 2.0 * m * col[p] * (w[p] - big_w);
+                du[p] += c * k;
+                dv[p] += c * nk;
             }
         }
     }

@@ -121,6 +121,7 @@ struct Report {
     warnings: Vec<String>,
     objective: f64,
     iterations: u64,
+    evaluations: u64,
     comparisons: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     observers: Option<usize>,
@@ -336,6 +337,7 @@ fn report(
         warnings: fit.warnings,
         objective: fit.objective,
         iterations: fit.iterations,
+        evaluations: fit.evaluations,
         comparisons: comparisons as u64,
         observers: None,
         bootstrap_replicates: None,

@@ -122,10 +122,8 @@ pub fn scale(d: &CountMatrix, options: &ScaleOptions) -> Result<Scaling> {
 
     let objective = Objective::new(d, options.prior == Prior::Gaussian);
     let dominant = graph::dominant_sets(d);
-    if options.prior == Prior::None {
-        if let Some(set) = dominant.first() {
-            return Err(unbounded(d, set));
-        }
+    if let (Prior::None, Some(set)) = (options.prior, dominant.first()) {
+        return Err(unbounded(d, set));
     }
 
     // Optimise with q_1 = 0 (fix0); mean0 is the same optimum re-centred, since everything but
@@ -221,19 +219,20 @@ fn unbounded(d: &CountMatrix, set: &[usize]) -> ScaleError {
 
 /// The fix0 problem for argmin: parameters are q_2..q_N, q_1 = 0. Value and gradient come from one
 /// evaluation, cached because the line search asks for both at the same point.
+/// Parameters, objective value and gradient of the last evaluation.
+type Evaluation = (DVector<f64>, f64, DVector<f64>);
+
 struct Fix0Problem<'a> {
     objective: &'a Objective,
-    cache: &'a Mutex<Option<(DVector<f64>, f64, DVector<f64>)>>,
+    cache: &'a Mutex<Option<Evaluation>>,
     evaluations: &'a AtomicU64,
 }
 
 impl Fix0Problem<'_> {
     fn eval(&self, p: &DVector<f64>) -> (f64, DVector<f64>) {
         let mut cache = self.cache.lock().expect("cache lock");
-        if let Some((cp, f, g)) = cache.as_ref() {
-            if cp == p {
-                return (*f, g.clone());
-            }
+        if let Some((_, f, g)) = cache.as_ref().filter(|(cp, _, _)| cp == p) {
+            return (*f, g.clone());
         }
         let mut q = Vec::with_capacity(p.len() + 1);
         q.push(0.0);
@@ -279,7 +278,11 @@ fn minimise(objective: &Objective) -> Result<(Vec<f64>, f64, u64, u64)> {
     let n = objective.len();
     let cache = Mutex::new(None);
     let evaluations = AtomicU64::new(0);
-    let problem = || Fix0Problem { objective, cache: &cache, evaluations: &evaluations };
+    let problem = || Fix0Problem {
+        objective,
+        cache: &cache,
+        evaluations: &evaluations,
+    };
     let mut p = DVector::zeros(n - 1);
     let mut iterations = 0;
     let scale = problem().eval(&p).1.amax().max(1.0);
@@ -288,7 +291,10 @@ fn minimise(objective: &Objective) -> Result<(Vec<f64>, f64, u64, u64)> {
             .with_tolerance_grad(GRAD_TOLERANCE * scale)
             .and_then(|s| s.with_tolerance_cost(0.0))
             .map_err(|e| ScaleError::Optimizer(e.to_string()))?;
-        let result = match Executor::new(problem(), solver).configure(|state| state.param(p.clone()).max_iters(2000)).run() {
+        let result = match Executor::new(problem(), solver)
+            .configure(|state| state.param(p.clone()).max_iters(2000))
+            .run()
+        {
             Ok(result) => result,
             // A failed restart keeps the last good point; the checks below judge it.
             Err(_) if iterations > 0 => break,
@@ -299,7 +305,10 @@ fn minimise(objective: &Objective) -> Result<(Vec<f64>, f64, u64, u64)> {
         if let Some(best) = state.get_best_param() {
             p = best.clone();
         }
-        let converged = matches!(state.get_termination_status(), TerminationStatus::Terminated(TerminationReason::SolverConverged));
+        let converged = matches!(
+            state.get_termination_status(),
+            TerminationStatus::Terminated(TerminationReason::SolverConverged)
+        );
         if converged || problem().eval(&p).1.amax() <= GRAD_TOLERANCE * scale * 10.0 {
             break;
         }

@@ -15,6 +15,9 @@
 //! assert!((s.jnd[1] - s.jnd[0] - 1.0).abs() < 1e-3);
 //! ```
 
+// Matrix code indexes conditions i, j into several arrays at once; index loops read best there.
+#![allow(clippy::needless_range_loop)]
+
 mod bootstrap;
 mod comparisons;
 mod counts;

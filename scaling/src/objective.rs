@@ -89,7 +89,10 @@ impl Objective {
                 g.k.push(k as f64);
                 g.n_minus_k.push((total - k) as f64);
                 g.multiplicity.push(m);
-                g.mirror.push(keys.binary_search(&(total - k, total)).expect("groups are closed under mirroring"));
+                g.mirror.push(
+                    keys.binary_search(&(total - k, total))
+                        .expect("groups are closed under mirroring"),
+                );
             }
             g
         });
@@ -162,7 +165,12 @@ impl Objective {
 /// mirror(k, n) = (n - k, n), the set of groups is closed under mirroring (k_ji = n - k_ij, also after
 /// pwcmp's unanimity shift), and so s_g = s_mirror(g) and prior_a' = prior_a. Only the forward
 /// orientation is evaluated: E[g][p] = A[p, g] / s_g.
-fn prior_term(g: &PriorGroups, u: &[f64], v: &[f64], grads: Option<(&mut Vec<f64>, &mut Vec<f64>)>) -> f64 {
+fn prior_term(
+    g: &PriorGroups,
+    u: &[f64],
+    v: &[f64],
+    grads: Option<(&mut Vec<f64>, &mut Vec<f64>)>,
+) -> f64 {
     let n_p = u.len();
     let n_g = g.k.len();
     // Pass 1 per group: E'[g][p] = exp(ln A[p,g] - max_g) and its sum, i.e. a partial log-sum-exp.
@@ -183,9 +191,15 @@ fn prior_term(g: &PriorGroups, u: &[f64], v: &[f64], grads: Option<(&mut Vec<f64
         (max, sum)
     };
     if n_p * n_g >= PARALLEL_WORK {
-        e.par_chunks_mut(n_p).zip(partial.par_iter_mut()).enumerate().for_each(|(gi, (col, out))| *out = fill(gi, col));
+        e.par_chunks_mut(n_p)
+            .zip(partial.par_iter_mut())
+            .enumerate()
+            .for_each(|(gi, (col, out))| *out = fill(gi, col));
     } else {
-        e.chunks_mut(n_p).zip(partial.iter_mut()).enumerate().for_each(|(gi, (col, out))| *out = fill(gi, col));
+        e.chunks_mut(n_p)
+            .zip(partial.iter_mut())
+            .enumerate()
+            .for_each(|(gi, (col, out))| *out = fill(gi, col));
     }
     // s_g sums over both orientations: the forward values of g and of mirror(g). Normalise E'.
     for gi in 0..n_g {
@@ -211,7 +225,10 @@ fn prior_term(g: &PriorGroups, u: &[f64], v: &[f64], grads: Option<(&mut Vec<f64
         // (see above) gives, per unordered pair, U_p = sum_g c_pg k_g and V_p = sum_g c_pg (n_g - k_g)
         // with c_pg = m_g E[g][p] (w_p - W_g); the pair's u gets 2 U_p and its v gets 2 V_p.
         let w: Vec<f64> = prior.iter().map(|p| -1.0 / (p + PRIOR_FLOOR)).collect();
-        let half_w: Vec<f64> = e.chunks(n_p).map(|col| col.iter().zip(&w).map(|(r, wp)| r * wp).sum()).collect();
+        let half_w: Vec<f64> = e
+            .chunks(n_p)
+            .map(|col| col.iter().zip(&w).map(|(r, wp)| r * wp).sum())
+            .collect();
         for (gi, col) in e.chunks(n_p).enumerate() {
             let big_w = half_w[gi] + half_w[g.mirror[gi]];
             let (m, k, nk) = (g.multiplicity[gi], g.k[gi], g.n_minus_k[gi]);

@@ -1,6 +1,8 @@
 //! Invariances of the model (proptest): relabelling conditions permutes the scores, swapping every
 //! answer negates them, fix0 is mean0 shifted, and more votes for a condition never lower it.
 
+#![allow(clippy::needless_range_loop)] // square count matrices are indexed by condition pairs
+
 use proptest::prelude::*;
 use scaling::{CountMatrix, Prior, Regularization, ScaleOptions, scale};
 

@@ -67,9 +67,10 @@ pub struct Scaling {
     pub warnings: Vec<String>,
 }
 
-/// Largest gradient component, relative to the one at q = 0, at which L-BFGS stops; Newton steps then
-/// polish the result. (Pushing L-BFGS itself to round-off makes its curvature pairs degenerate.)
-const GRAD_TOLERANCE: f64 = 1e-8;
+/// L-BFGS stops when the gradient norm is below this fraction of the largest gradient component at
+/// q = 0. Measured at N=100 / 20,000 comparisons: 1e-7 gives scores within 4e-7 JND of a 1e-9 run in
+/// 86 instead of 7,806 evaluations; below ~1e-8 the line search works at the round-off of F.
+const GRAD_TOLERANCE: f64 = 1e-7;
 
 /// A gap (in JND) between a group that won every comparison and the rest beyond which the fit is taken
 /// to have run off to infinity: 30 JND is a preference of 1 - 1e-76.
@@ -238,7 +239,7 @@ impl Fix0Problem<'_> {
         q.push(0.0);
         q.extend(p.iter());
         self.evaluations.fetch_add(1, Ordering::Relaxed);
-        let (f, g) = self.objective.value_and_gradient(&q);
+        let (f, g) = self.objective.deviance_and_gradient(&q);
         let g = DVector::from_iterator(p.len(), g.into_iter().skip(1));
         *cache = Some((p.clone(), f, g.clone()));
         (f, g)
@@ -314,6 +315,7 @@ fn minimise(objective: &Objective) -> Result<(Vec<f64>, f64, u64, u64)> {
         }
     }
     let problem = problem();
+    // `problem` works on the deviance; the caller reports pwcmp's objective.
     let (value, g) = problem.eval(&p);
     if !value.is_finite() || p.iter().any(|v| !v.is_finite()) {
         return Err(ScaleError::Optimizer(format!(
@@ -329,5 +331,10 @@ fn minimise(objective: &Objective) -> Result<(Vec<f64>, f64, u64, u64)> {
     }
     let mut q = vec![0.0];
     q.extend(p.iter());
-    Ok((q, value, iterations, evaluations.load(Ordering::Relaxed)))
+    Ok((
+        q.clone(),
+        objective.value(&q),
+        iterations,
+        evaluations.load(Ordering::Relaxed),
+    ))
 }

@@ -38,7 +38,11 @@ pub struct TrialView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Completion {
     /// Auto-POST a form to `action` (= `{turkSubmitTo}/mturk/externalSubmit`) with the assignmentId.
-    Mturk { action: String, assignment_id: String, code: String },
+    Mturk {
+        action: String,
+        assignment_id: String,
+        code: String,
+    },
     /// Redirect to the study's Prolific completion URL.
     Prolific { url: String, code: String },
     /// Show the completion code.
@@ -82,7 +86,8 @@ use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
 fn db() -> Result<crate::server::AppState, ServerFnError> {
-    use_context::<crate::server::AppState>().ok_or_else(|| ServerFnError::new("no database in context"))
+    use_context::<crate::server::AppState>()
+        .ok_or_else(|| ServerFnError::new("no database in context"))
 }
 
 #[cfg(feature = "ssr")]
@@ -95,14 +100,18 @@ fn user_error(e: anyhow::Error) -> ServerFnError {
 #[server]
 pub async fn enter_study(slug: String, params: EntryParams) -> Result<Entry, ServerFnError> {
     let st = db()?;
-    crate::server::assign::enter(&st.db, &slug, &params).await.map_err(user_error)
+    crate::server::assign::enter(&st.db, &slug, &params)
+        .await
+        .map_err(user_error)
 }
 
 /// Starts (or resumes) the HIT of this assignment after consent.
 #[server]
 pub async fn start_hit(slug: String, params: EntryParams) -> Result<HitView, ServerFnError> {
     let st = db()?;
-    crate::server::assign::start(&st.db, &slug, &params).await.map_err(user_error)
+    crate::server::assign::start(&st.db, &slug, &params)
+        .await
+        .map_err(user_error)
 }
 
 /// Stores one answer ("left" or "right"); idempotent. Returns the HIT as it now stands.

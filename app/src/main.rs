@@ -9,13 +9,27 @@ use clap::{Parser, Subcommand};
 use app::server::{AppState, auth, bundle, db, demo, study, web};
 
 #[derive(Parser)]
-#[command(name = "jndlab-app", version, about = "Crowdsourced pairwise-comparison image studies (MTurk, Prolific, direct links)")]
+#[command(
+    name = "jndlab-app",
+    version,
+    about = "Crowdsourced pairwise-comparison image studies (MTurk, Prolific, direct links)"
+)]
 struct Cli {
     /// SQLite database file (created if missing; WAL mode).
-    #[arg(long, env = "JNDLAB_DB", default_value = "jndlab-data/jndlab.db", global = true)]
+    #[arg(
+        long,
+        env = "JNDLAB_DB",
+        default_value = "jndlab-data/jndlab.db",
+        global = true
+    )]
     db: PathBuf,
     /// Folder for imported images (studies/{id}/...).
-    #[arg(long, env = "JNDLAB_DATA_DIR", default_value = "jndlab-data", global = true)]
+    #[arg(
+        long,
+        env = "JNDLAB_DATA_DIR",
+        default_value = "jndlab-data",
+        global = true
+    )]
     data_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -84,7 +98,8 @@ enum AdminCommand {
 async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -94,7 +109,12 @@ async fn main() {
     }
 }
 
-async fn import(pool: &db::Db, data_dir: &Path, path: &Path, live: bool) -> anyhow::Result<bundle::Imported> {
+async fn import(
+    pool: &db::Db,
+    data_dir: &Path,
+    path: &Path,
+    live: bool,
+) -> anyhow::Result<bundle::Imported> {
     let mut src = bundle::Source::open(path)?;
     let imp = bundle::import(pool, data_dir, &mut src).await?;
     if live {
@@ -184,7 +204,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 secure_cookies: public_url.starts_with("https://"),
                 public_url: public_url.clone(),
             };
-            println!("jndlab study platform listening on http://{addr}  (database {})", cli.db.display());
+            println!(
+                "jndlab study platform listening on http://{addr}  (database {})",
+                cli.db.display()
+            );
             if let Some(slug) = demo_slug {
                 println!("  participant URL (demo study, SYNTHETIC images): {public_url}/s/{slug}");
                 println!(
@@ -194,7 +217,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("  admin URL: {public_url}/admin");
             match login {
                 Some(p) => println!("  admin login (shown once): user \"admin\", password \"{p}\""),
-                None => println!("  admin login: existing account (reset with `jndlab-app admin create --username admin`)"),
+                None => println!(
+                    "  admin login: existing account (reset with `jndlab-app admin create --username admin`)"
+                ),
             }
             web::serve(state, addr).await
         }

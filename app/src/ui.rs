@@ -7,7 +7,9 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::hooks::{use_params_map, use_query_map};
 use leptos_router::path;
 
-use crate::api::{Completion, Entry, EntryParams, HitView, TrialView, enter_study, start_hit, submit_answer};
+use crate::api::{
+    Completion, Entry, EntryParams, HitView, TrialView, enter_study, start_hit, submit_answer,
+};
 
 /// The HTML document around the app (server side).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -104,7 +106,10 @@ mod client {
 
     pub fn mark_body(_name: &str, _value: &str) {
         #[cfg(feature = "hydrate")]
-        if let Some(b) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
+        if let Some(b) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.body())
+        {
             let _ = b.set_attribute(_name, _value);
         }
     }
@@ -115,7 +120,11 @@ mod client {
         if let Some(w) = web_sys::window() {
             let dpr = w.device_pixel_ratio();
             let width = w.inner_width().ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
-            let height = w.inner_height().ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
+            let height = w
+                .inner_height()
+                .ok()
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.0);
             if (dpr - 1.0).abs() > 1e-6 {
                 return Some(format!(
                     "Your browser zoom or display scaling is {:.0}%: please set the zoom to 100% (Ctrl+0) so images are shown pixel for pixel.",
@@ -202,14 +211,17 @@ fn Flow(entry: Entry, params: EntryParams) -> impl IntoView {
     let params = StoredValue::new(params);
 
     Effect::new(move |_| {
-        client::mark_body("data-stage", match stage.get() {
-            Stage::Consent => "consent",
-            Stage::Instructions => "instructions",
-            Stage::Trials => "trials",
-            Stage::Done => "done",
-            Stage::Preview => "preview",
-            Stage::Refused(_) => "refused",
-        });
+        client::mark_body(
+            "data-stage",
+            match stage.get() {
+                Stage::Consent => "consent",
+                Stage::Instructions => "instructions",
+                Stage::Trials => "trials",
+                Stage::Done => "done",
+                Stage::Preview => "preview",
+                Stage::Refused(_) => "refused",
+            },
+        );
         client::mark_body("data-hydrated", "1");
     });
 
@@ -340,7 +352,9 @@ fn Trials(
             return;
         }
         let Some(h) = hit.get_untracked() else { return };
-        let Some((_, t)) = current(&Some(h.clone())) else { return };
+        let Some((_, t)) = current(&Some(h.clone())) else {
+            return;
+        };
         let rt = (client::now_ms() - t0.get_value()).round() as i64;
         busy.set(true);
         spawn_local(async move {
@@ -363,17 +377,18 @@ fn Trials(
     };
 
     Effect::new(move |_| {
-        let handle = window_event_listener(leptos::ev::keydown, move |ev| match ev.key().as_str() {
-            "ArrowLeft" => {
-                ev.prevent_default();
-                answer("left")
-            }
-            "ArrowRight" => {
-                ev.prevent_default();
-                answer("right")
-            }
-            _ => {}
-        });
+        let handle =
+            window_event_listener(leptos::ev::keydown, move |ev| match ev.key().as_str() {
+                "ArrowLeft" => {
+                    ev.prevent_default();
+                    answer("left")
+                }
+                "ArrowRight" => {
+                    ev.prevent_default();
+                    answer("right")
+                }
+                _ => {}
+            });
         on_cleanup(move || handle.remove());
     });
 

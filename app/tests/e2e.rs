@@ -20,13 +20,20 @@ use serde_json::json;
 const PASSWORD: &str = "e2e-admin-password";
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn site_root() -> PathBuf {
     let t = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let t = PathBuf::from(t);
-    let t = if t.is_absolute() { t } else { workspace().join(t) };
+    let t = if t.is_absolute() {
+        t
+    } else {
+        workspace().join(t)
+    };
     t.join("site")
 }
 
@@ -46,13 +53,19 @@ fn prerequisites() -> Option<()> {
         missing.push("chromedriver (run scripts/setup-browser.sh)".to_string());
     }
     if !site_root().join("pkg/app.wasm").is_file() {
-        missing.push(format!("{}/pkg/app.wasm (run scripts/build-app.sh)", site_root().display()));
+        missing.push(format!(
+            "{}/pkg/app.wasm (run scripts/build-app.sh)",
+            site_root().display()
+        ));
     }
     if missing.is_empty() {
         return Some(());
     }
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("browser test prerequisites missing on CI: {}", missing.join(", "));
+        panic!(
+            "browser test prerequisites missing on CI: {}",
+            missing.join(", ")
+        );
     }
     eprintln!("SKIPPED browser test: missing {}", missing.join(", "));
     None
@@ -93,7 +106,11 @@ async fn start() -> Harness {
         public_url: format!("http://{addr}"),
         secure_cookies: false,
     };
-    tokio::spawn(async move { axum::serve(listener, web::router(state).into_make_service()).await.unwrap() });
+    tokio::spawn(async move {
+        axum::serve(listener, web::router(state).into_make_service())
+            .await
+            .unwrap()
+    });
     // A stand-in for MTurk's externalSubmit endpoint that records what it receives.
     let posts = Arc::new(Mutex::new(Vec::new()));
     let (ml, maddr) = free_listener().await;
@@ -161,19 +178,29 @@ impl Harness {
     /// Waits until the JS expression is truthy (generous bound so a broken page fails instead of hanging).
     async fn wait_js(&self, expr: &str) {
         for _ in 0..1200 {
-            let v = self.client.execute(&format!("return !!({expr});"), vec![]).await.unwrap();
+            let v = self
+                .client
+                .execute(&format!("return !!({expr});"), vec![])
+                .await
+                .unwrap();
             if v == json!(true) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let body = self.client.source().await.unwrap_or_default();
-        panic!("timed out waiting for `{expr}`; page:\n{}", &body[..body.len().min(3000)]);
+        panic!(
+            "timed out waiting for `{expr}`; page:\n{}",
+            &body[..body.len().min(3000)]
+        );
     }
 
     async fn body_attr(&self, name: &str) -> Option<String> {
         self.client
-            .execute(&format!("return document.body.getAttribute('{name}');"), vec![])
+            .execute(
+                &format!("return document.body.getAttribute('{name}');"),
+                vec![],
+            )
             .await
             .unwrap()
             .as_str()
@@ -182,7 +209,11 @@ impl Harness {
 
     async fn press(&self, side: &str) {
         use fantoccini::actions::{InputSource, KeyAction, KeyActions};
-        let key = if side == "left" { fantoccini::key::Key::Left } else { fantoccini::key::Key::Right };
+        let key = if side == "left" {
+            fantoccini::key::Key::Left
+        } else {
+            fantoccini::key::Key::Right
+        };
         let actions = KeyActions::new("keyboard".into())
             .then(KeyAction::Down { value: key.into() })
             .then(KeyAction::Up { value: key.into() });
@@ -191,19 +222,42 @@ impl Harness {
 
     async fn live_demo(&self) -> study::Study {
         let mut src = bundle::Source::open(&workspace().join("assets/demo")).unwrap();
-        let imp = bundle::import(&self.t.db, &self.t.data_dir(), &mut src).await.unwrap();
-        study::set_state(&self.t.db, imp.study_id, study::StudyState::Live).await.unwrap();
-        study::by_id(&self.t.db, imp.study_id).await.unwrap().unwrap()
+        let imp = bundle::import(&self.t.db, &self.t.data_dir(), &mut src)
+            .await
+            .unwrap();
+        study::set_state(&self.t.db, imp.study_id, study::StudyState::Live)
+            .await
+            .unwrap();
+        study::by_id(&self.t.db, imp.study_id)
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     /// Goes through consent, instructions and all trials by keyboard; checks answered right unless `fail`.
     async fn do_hit(&self, url: &str, key: &str, fail: bool, screenshot: Option<&str>) {
         self.client.goto(url).await.unwrap();
-        self.wait_js("document.body.dataset.hydrated === '1' && document.body.dataset.stage === 'consent'").await;
-        self.client.find(Locator::Id("consent-agree")).await.unwrap().click().await.unwrap();
+        self.wait_js(
+            "document.body.dataset.hydrated === '1' && document.body.dataset.stage === 'consent'",
+        )
+        .await;
+        self.client
+            .find(Locator::Id("consent-agree"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         self.wait_js("document.getElementById('start')").await;
-        self.client.find(Locator::Id("start")).await.unwrap().click().await.unwrap();
-        self.wait_js("document.body.dataset.stage === 'trials' && document.body.dataset.trial").await;
+        self.client
+            .find(Locator::Id("start"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        self.wait_js("document.body.dataset.stage === 'trials' && document.body.dataset.trial")
+            .await;
         let mut answered = 0;
         loop {
             if self.body_attr("data-stage").await.as_deref() == Some("done") {
@@ -220,13 +274,23 @@ impl Harness {
                 ("check", Some(c), false) => c.to_string(),
                 ("check", Some("left"), true) => "right".into(),
                 ("check", _, true) => "left".into(),
-                _ => if trial % 2 == 0 { "left".into() } else { "right".into() },
+                _ => {
+                    if trial % 2 == 0 {
+                        "left".into()
+                    } else {
+                        "right".into()
+                    }
+                }
             };
             if answered == 0
                 && let Some(name) = screenshot
             {
                 self.wait_js("Array.from(document.querySelectorAll('#trial img')).every(i => i.complete && i.naturalWidth > 0)").await;
-                std::fs::write(workspace().join("docs").join(name), self.client.screenshot().await.unwrap()).unwrap();
+                std::fs::write(
+                    workspace().join("docs").join(name),
+                    self.client.screenshot().await.unwrap(),
+                )
+                .unwrap();
             }
             tokio::time::sleep(Duration::from_millis(30)).await;
             self.press(&side).await;
@@ -246,7 +310,10 @@ impl Harness {
         .await
         .unwrap();
         assert_eq!(n, answered, "every keyboard answer stored");
-        assert!(rt >= 20, "response times measured in the browser: min {rt} ms");
+        assert!(
+            rt >= 20,
+            "response times measured in the browser: min {rt} ms"
+        );
     }
 }
 
@@ -261,7 +328,8 @@ async fn mturk_worker_completes_a_hit_by_keyboard_and_auto_submits() {
         "{}/s/{}?assignmentId=E2EA1&hitId=E2EH1&workerId=E2EW1&turkSubmitTo={}",
         h.base, s.slug, h.mturk
     );
-    h.do_hit(&url, "mturk:E2EA1", false, Some("participant-trial.png")).await;
+    h.do_hit(&url, "mturk:E2EA1", false, Some("participant-trial.png"))
+        .await;
     // The completion form posts itself to {turkSubmitTo}/mturk/externalSubmit with the assignmentId.
     h.wait_js("document.getElementById('mturk-received')").await;
     let url = h.client.current_url().await.unwrap();
@@ -289,15 +357,30 @@ async fn mturk_preview_records_nothing() {
     let h = start().await;
     let s = h.live_demo().await;
     h.client
-        .goto(&format!("{}/s/{}?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=H1", h.base, s.slug))
+        .goto(&format!(
+            "{}/s/{}?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE&hitId=H1",
+            h.base, s.slug
+        ))
         .await
         .unwrap();
-    h.wait_js("document.body.dataset.hydrated === '1' && document.body.dataset.stage === 'preview'").await;
+    h.wait_js(
+        "document.body.dataset.hydrated === '1' && document.body.dataset.stage === 'preview'",
+    )
+    .await;
     h.wait_js("document.getElementById('preview-notice') && document.querySelectorAll('#instructions img').length === 3").await;
-    assert!(h.client.find(Locator::Id("start")).await.is_err(), "no start button in preview");
+    assert!(
+        h.client.find(Locator::Id("start")).await.is_err(),
+        "no start button in preview"
+    );
     h.press("left").await;
-    let (hits,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM hits").fetch_one(&h.t.db).await.unwrap();
-    let (trials,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM trials").fetch_one(&h.t.db).await.unwrap();
+    let (hits,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM hits")
+        .fetch_one(&h.t.db)
+        .await
+        .unwrap();
+    let (trials,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM trials")
+        .fetch_one(&h.t.db)
+        .await
+        .unwrap();
     assert_eq!((hits, trials), (0, 0));
     let _ = h.client.clone().close().await;
 }
@@ -315,13 +398,17 @@ async fn failed_attention_check_excludes_the_hit() {
     );
     h.do_hit(&url, "mturk:E2EA2", true, None).await;
     h.wait_js("document.getElementById('mturk-received')").await;
-    let (excluded,): (i64,) = sqlx::query_as("SELECT excluded FROM hits WHERE assignment_key = 'mturk:E2EA2'")
-        .fetch_one(&h.t.db)
-        .await
-        .unwrap();
+    let (excluded,): (i64,) =
+        sqlx::query_as("SELECT excluded FROM hits WHERE assignment_key = 'mturk:E2EA2'")
+            .fetch_one(&h.t.db)
+            .await
+            .unwrap();
     assert_eq!(excluded, 1);
     let items = study::item_progress(&h.t.db, s.id).await.unwrap();
-    assert!(items.iter().all(|i| i.valid == 0), "excluded answers do not count");
+    assert!(
+        items.iter().all(|i| i.valid == 0),
+        "excluded answers do not count"
+    );
     let _ = h.client.clone().close().await;
 }
 
@@ -344,7 +431,11 @@ async fn admin_logs_in_imports_a_bundle_and_sees_progress() {
             }
         }
         for rel in files {
-            z.start_file(format!("demo/{}", rel.display()), zip::write::SimpleFileOptions::default()).unwrap();
+            z.start_file(
+                format!("demo/{}", rel.display()),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
             std::io::Write::write_all(&mut z, &std::fs::read(demo.join(&rel)).unwrap()).unwrap();
         }
         z.finish().unwrap();
@@ -352,13 +443,43 @@ async fn admin_logs_in_imports_a_bundle_and_sees_progress() {
     let c = &h.client;
     c.goto(&format!("{}/admin", h.base)).await.unwrap();
     h.wait_js("document.getElementById('login-form')").await;
-    c.find(Locator::Id("username")).await.unwrap().send_keys("admin").await.unwrap();
-    c.find(Locator::Id("password")).await.unwrap().send_keys("wrong-password").await.unwrap();
-    c.find(Locator::Id("login")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys("admin")
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("wrong-password")
+        .await
+        .unwrap();
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     h.wait_js("document.getElementById('login-error')").await;
-    c.find(Locator::Id("username")).await.unwrap().send_keys("admin").await.unwrap();
-    c.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
-    c.find(Locator::Id("login")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys("admin")
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Id("login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     h.wait_js("document.getElementById('import-form')").await;
     c.find(Locator::Id("bundle-file"))
         .await
@@ -366,23 +487,73 @@ async fn admin_logs_in_imports_a_bundle_and_sees_progress() {
         .send_keys(&zip_path.display().to_string())
         .await
         .unwrap();
-    c.find(Locator::Id("import")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("import"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     h.wait_js("document.getElementById('state') && document.getElementById('state').textContent === 'draft'").await;
-    assert!(c.find(Locator::Id("external-question")).await.unwrap().text().await.unwrap().contains("<ExternalURL>"));
-    c.find(Locator::Id("state-live")).await.unwrap().click().await.unwrap();
-    h.wait_js("document.getElementById('state').textContent === 'live'").await;
-    let completed = c.find(Locator::Id("hits-completed")).await.unwrap().text().await.unwrap();
+    assert!(
+        c.find(Locator::Id("external-question"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("<ExternalURL>")
+    );
+    c.find(Locator::Id("state-live"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    h.wait_js("document.getElementById('state').textContent === 'live'")
+        .await;
+    let completed = c
+        .find(Locator::Id("hits-completed"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(completed, "0");
     // Two participants take part (one fails a check); the admin reloads and sees progress move.
     let slug = study::list(&h.t.db).await.unwrap()[0].slug.clone();
-    assign::start(&h.t.db, &slug, &common::mturk("PA1", "PW1")).await.unwrap();
+    assign::start(&h.t.db, &slug, &common::mturk("PA1", "PW1"))
+        .await
+        .unwrap();
     common::complete(&h.t, &slug, "mturk:PA1", false).await;
-    assign::start(&h.t.db, &slug, &common::mturk("PA2", "PW2")).await.unwrap();
+    assign::start(&h.t.db, &slug, &common::mturk("PA2", "PW2"))
+        .await
+        .unwrap();
     common::complete(&h.t, &slug, "mturk:PA2", true).await;
     c.refresh().await.unwrap();
-    h.wait_js("document.getElementById('hits-completed').textContent === '2'").await;
-    assert_eq!(c.find(Locator::Id("hits-excluded")).await.unwrap().text().await.unwrap(), "1");
-    assert_eq!(c.find(Locator::Id("design-filled")).await.unwrap().text().await.unwrap(), "9");
-    std::fs::write(workspace().join("docs/admin-study.png"), c.screenshot().await.unwrap()).unwrap();
+    h.wait_js("document.getElementById('hits-completed').textContent === '2'")
+        .await;
+    assert_eq!(
+        c.find(Locator::Id("hits-excluded"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "1"
+    );
+    assert_eq!(
+        c.find(Locator::Id("design-filled"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "9"
+    );
+    std::fs::write(
+        workspace().join("docs/admin-study.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
     let _ = h.client.clone().close().await;
 }

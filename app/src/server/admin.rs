@@ -91,7 +91,11 @@ fn set_cookie(st: &AppState, name: &str, value: &str, max_age: i64) -> HeaderVal
 
 fn internal(e: anyhow::Error) -> Response {
     tracing::error!("admin request failed: {e:#}");
-    (StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {e:#}")).into_response()
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("internal error: {e:#}"),
+    )
+        .into_response()
 }
 
 /// The logged-in admin, or a redirect to the login page.
@@ -111,7 +115,11 @@ async fn require(st: &AppState, headers: &HeaderMap) -> Result<Session, Response
 async fn require_csrf(st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Session, Response> {
     let s = require(st, headers).await?;
     if !s.csrf_ok(csrf) {
-        return Err((StatusCode::FORBIDDEN, "invalid or missing CSRF token: reload the page and try again").into_response());
+        return Err((
+            StatusCode::FORBIDDEN,
+            "invalid or missing CSRF token: reload the page and try again",
+        )
+            .into_response());
     }
     Ok(s)
 }
@@ -133,8 +141,10 @@ fn login_form(st: &AppState, error: Option<&str>) -> Response {
          <button type=\"submit\" id=\"login\">Log in</button></form>"
     );
     let mut resp = page("Log in", None, &body).into_response();
-    resp.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(st, LOGIN_CSRF_COOKIE, &token, 3600));
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(st, LOGIN_CSRF_COOKIE, &token, 3600),
+    );
     resp
 }
 
@@ -145,8 +155,13 @@ struct LoginForm {
     password: String,
 }
 
-async fn login(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
-    if cookie(&headers, LOGIN_CSRF_COOKIE).as_deref() != Some(f.csrf.as_str()) || f.csrf.is_empty() {
+async fn login(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    if cookie(&headers, LOGIN_CSRF_COOKIE).as_deref() != Some(f.csrf.as_str()) || f.csrf.is_empty()
+    {
         let mut r = login_form(&st, Some("Your login form expired; please try again."));
         *r.status_mut() = StatusCode::FORBIDDEN;
         return r;
@@ -174,7 +189,11 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn logout(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
+async fn logout(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
     let s = match require_csrf(&st, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -221,7 +240,11 @@ async fn studies_view(st: &AppState, s: &Session, message: Option<(bool, String)
             c.excluded,
             id = x.id,
             name = esc(&x.name),
-            syn = if x.synthetic != 0 { " <small>(synthetic demo)</small>" } else { "" },
+            syn = if x.synthetic != 0 {
+                " <small>(synthetic demo)</small>"
+            } else {
+                ""
+            },
             slug = esc(&x.slug),
             state = esc(&x.state)
         );
@@ -255,11 +278,16 @@ async fn import(State(st): State<AppState>, headers: HeaderMap, mut mp: Multipar
                     Ok(b) if name == "csrf" => csrf = String::from_utf8_lossy(&b).into_owned(),
                     Ok(b) if name == "bundle" => file = Some((fname, b.to_vec())),
                     Ok(_) => {}
-                    Err(e) => return (StatusCode::BAD_REQUEST, format!("upload failed: {e}")).into_response(),
+                    Err(e) => {
+                        return (StatusCode::BAD_REQUEST, format!("upload failed: {e}"))
+                            .into_response();
+                    }
                 }
             }
             Ok(None) => break,
-            Err(e) => return (StatusCode::BAD_REQUEST, format!("upload failed: {e}")).into_response(),
+            Err(e) => {
+                return (StatusCode::BAD_REQUEST, format!("upload failed: {e}")).into_response();
+            }
         }
     }
     if !s.csrf_ok(&csrf) {
@@ -274,7 +302,12 @@ async fn import(State(st): State<AppState>, headers: HeaderMap, mut mp: Multipar
     };
     let mut r = match result {
         Ok(imp) => {
-            tracing::info!("admin {} imported {} as study {}", s.username, name, imp.slug);
+            tracing::info!(
+                "admin {} imported {} as study {}",
+                s.username,
+                name,
+                imp.slug
+            );
             Redirect::to(&format!("/admin/studies/{}", imp.study_id)).into_response()
         }
         Err(e) => {
@@ -283,7 +316,8 @@ async fn import(State(st): State<AppState>, headers: HeaderMap, mut mp: Multipar
             r
         }
     };
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
@@ -297,7 +331,11 @@ fn external_question(public_url: &str, slug: &str) -> String {
     )
 }
 
-async fn study_page(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+async fn study_page(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
     let s = match require(&st, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -308,7 +346,12 @@ async fn study_page(State(st): State<AppState>, headers: HeaderMap, Path(id): Pa
     }
 }
 
-async fn study_view(st: &AppState, s: &Session, id: i64, message: Option<String>) -> anyhow::Result<Response> {
+async fn study_view(
+    st: &AppState,
+    s: &Session,
+    id: i64,
+    message: Option<String>,
+) -> anyhow::Result<Response> {
     let Some(x) = study::by_id(&st.db, id).await? else {
         return Ok((StatusCode::NOT_FOUND, format!("no study {id}")).into_response());
     };
@@ -401,7 +444,11 @@ async fn study_view(st: &AppState, s: &Session, id: i64, message: Option<String>
             esc(&h.status),
             h.answered,
             h.total,
-            if h.excluded != 0 { esc(&h.exclusion_reason) } else { "no".into() }
+            if h.excluded != 0 {
+                esc(&h.exclusion_reason)
+            } else {
+                "no".into()
+            }
         );
     }
     b.push_str("</table>");
@@ -521,7 +568,8 @@ async fn block(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let result = study::block_worker(&st.db, id, &f.worker, &format!("blocked by {}", s.username)).await;
+    let result =
+        study::block_worker(&st.db, id, &f.worker, &format!("blocked by {}", s.username)).await;
     after(&st, &s, id, result).await
 }
 
@@ -547,7 +595,11 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-async fn results_csv(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+async fn results_csv(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
     if let Err(r) = require(&st, &headers).await {
         return r;
     }

@@ -32,7 +32,11 @@ fn clean(v: &Option<String>) -> Option<&str> {
 }
 
 fn check_id(name: &str, v: &str) -> anyhow::Result<()> {
-    if v.len() > 128 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
+    if v.len() > 128
+        || !v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    {
         bail!("{name}: \"{v}\" is not a valid id");
     }
     Ok(())
@@ -43,9 +47,10 @@ pub fn valid_turk_submit_to(url: &str) -> bool {
     let u = url.trim_end_matches('/');
     u == "https://www.mturk.com"
         || u == "https://workersandbox.mturk.com"
-        || ["http://127.0.0.1:", "http://localhost:"]
-            .iter()
-            .any(|p| u.strip_prefix(p).is_some_and(|port| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit())))
+        || ["http://127.0.0.1:", "http://localhost:"].iter().any(|p| {
+            u.strip_prefix(p)
+                .is_some_and(|port| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()))
+        })
 }
 
 pub fn identify(p: &EntryParams) -> anyhow::Result<Identity> {
@@ -54,9 +59,11 @@ pub fn identify(p: &EntryParams) -> anyhow::Result<Identity> {
             return Ok(Identity::Preview);
         }
         check_id("assignmentId", a)?;
-        let worker = clean(&p.worker_id).ok_or_else(|| anyhow!("workerId: missing (MTurk link)"))?;
+        let worker =
+            clean(&p.worker_id).ok_or_else(|| anyhow!("workerId: missing (MTurk link)"))?;
         check_id("workerId", worker)?;
-        let submit = clean(&p.turk_submit_to).ok_or_else(|| anyhow!("turkSubmitTo: missing (MTurk link)"))?;
+        let submit = clean(&p.turk_submit_to)
+            .ok_or_else(|| anyhow!("turkSubmitTo: missing (MTurk link)"))?;
         if !valid_turk_submit_to(submit) {
             bail!("turkSubmitTo: \"{submit}\" is not an MTurk submission host");
         }
@@ -72,7 +79,8 @@ pub fn identify(p: &EntryParams) -> anyhow::Result<Identity> {
     }
     if let Some(pid) = clean(&p.prolific_pid) {
         check_id("PROLIFIC_PID", pid)?;
-        let session = clean(&p.prolific_session_id).ok_or_else(|| anyhow!("SESSION_ID: missing (Prolific link)"))?;
+        let session = clean(&p.prolific_session_id)
+            .ok_or_else(|| anyhow!("SESSION_ID: missing (Prolific link)"))?;
         check_id("SESSION_ID", session)?;
         let study = clean(&p.prolific_study_id).unwrap_or("");
         return Ok(Identity::Participant {
@@ -135,11 +143,12 @@ fn img_view(i: &ImageRec) -> ImgView {
 }
 
 async fn images(db: &Db, study_id: i64) -> anyhow::Result<HashMap<i64, ImageRec>> {
-    let rows: Vec<ImageRec> =
-        sqlx::query_as("SELECT id, scene_id, condition_id, width, height FROM images WHERE study_id = $1")
-            .bind(study_id)
-            .fetch_all(db)
-            .await?;
+    let rows: Vec<ImageRec> = sqlx::query_as(
+        "SELECT id, scene_id, condition_id, width, height FROM images WHERE study_id = $1",
+    )
+    .bind(study_id)
+    .fetch_all(db)
+    .await?;
     Ok(rows.into_iter().map(|r| (r.id, r)).collect())
 }
 
@@ -163,7 +172,11 @@ async fn hit_view(db: &Db, study: &Study, hit: &HitRec) -> anyhow::Result<HitVie
     .bind(hit.id)
     .fetch_all(db)
     .await?;
-    let get = |id: i64| imgs.get(&id).map(img_view).ok_or_else(|| anyhow!("image {id} missing"));
+    let get = |id: i64| {
+        imgs.get(&id)
+            .map(img_view)
+            .ok_or_else(|| anyhow!("image {id} missing"))
+    };
     let mut views = Vec::new();
     for t in &trials {
         views.push(TrialView {
@@ -175,7 +188,10 @@ async fn hit_view(db: &Db, study: &Study, hit: &HitRec) -> anyhow::Result<HitVie
         });
     }
     let completion = (hit.status == "completed").then(|| completion(study, hit));
-    let pid = hit.assignment_key.strip_prefix("direct:").map(str::to_string);
+    let pid = hit
+        .assignment_key
+        .strip_prefix("direct:")
+        .map(str::to_string);
     Ok(HitView {
         key: hit.assignment_key.clone(),
         pid,
@@ -211,22 +227,31 @@ async fn refusal(db: &Db, study: &Study, worker_key: &str) -> anyhow::Result<Opt
     match study.state() {
         StudyState::Live => {}
         StudyState::Draft => return Ok(Some("This study has not started yet.".into())),
-        StudyState::Paused => return Ok(Some("This study is paused. Please try again later.".into())),
-        StudyState::Closed => return Ok(Some("This study is closed. Thank you for your interest.".into())),
+        StudyState::Paused => {
+            return Ok(Some("This study is paused. Please try again later.".into()));
+        }
+        StudyState::Closed => {
+            return Ok(Some(
+                "This study is closed. Thank you for your interest.".into(),
+            ));
+        }
     }
-    let (blocked,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM blocked_workers WHERE study_id = $1 AND worker_key = $2")
-        .bind(study.id)
-        .bind(worker_key)
-        .fetch_one(db)
-        .await?;
+    let (blocked,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM blocked_workers WHERE study_id = $1 AND worker_key = $2",
+    )
+    .bind(study.id)
+    .bind(worker_key)
+    .fetch_one(db)
+    .await?;
     if blocked > 0 {
         return Ok(Some("You cannot take part in this study.".into()));
     }
-    let (done,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM hits WHERE study_id = $1 AND worker_key = $2")
-        .bind(study.id)
-        .bind(worker_key)
-        .fetch_one(db)
-        .await?;
+    let (done,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM hits WHERE study_id = $1 AND worker_key = $2")
+            .bind(study.id)
+            .bind(worker_key)
+            .fetch_one(db)
+            .await?;
     if done >= study.max_hits_per_worker {
         return Ok(Some(format!(
             "You have already completed the maximum number of tasks ({}) for this study. Thank you!",
@@ -245,7 +270,9 @@ async fn example(db: &Db, study: &Study) -> anyhow::Result<Option<TrialView>> {
     .bind(study.id)
     .fetch_optional(db)
     .await?;
-    let Some((scene, a, b)) = item else { return Ok(None) };
+    let Some((scene, a, b)) = item else {
+        return Ok(None);
+    };
     let find = |cond: Option<i64>| {
         imgs.values()
             .filter(|i| i.scene_id == scene && i.condition_id == cond)
@@ -316,20 +343,33 @@ struct Planned {
 /// Starts the HIT for this assignment (or returns the existing one: starting twice is harmless).
 pub async fn start(db: &Db, slug: &str, params: &EntryParams) -> anyhow::Result<HitView> {
     let study = load_study(db, slug).await?;
-    let (platform, assignment_key, worker_key, external_hit_id, turk_submit_to) = match identify(params)? {
-        Identity::Preview => bail!("this is a preview: accept the HIT to start"),
-        Identity::NewDirect => {
-            let pid = db::random_token(16);
-            ("direct", format!("direct:{pid}"), format!("direct:{pid}"), String::new(), String::new())
-        }
-        Identity::Participant {
-            platform,
-            assignment_key,
-            worker_key,
-            external_hit_id,
-            turk_submit_to,
-        } => (platform, assignment_key, worker_key, external_hit_id, turk_submit_to),
-    };
+    let (platform, assignment_key, worker_key, external_hit_id, turk_submit_to) =
+        match identify(params)? {
+            Identity::Preview => bail!("this is a preview: accept the HIT to start"),
+            Identity::NewDirect => {
+                let pid = db::random_token(16);
+                (
+                    "direct",
+                    format!("direct:{pid}"),
+                    format!("direct:{pid}"),
+                    String::new(),
+                    String::new(),
+                )
+            }
+            Identity::Participant {
+                platform,
+                assignment_key,
+                worker_key,
+                external_hit_id,
+                turk_submit_to,
+            } => (
+                platform,
+                assignment_key,
+                worker_key,
+                external_hit_id,
+                turk_submit_to,
+            ),
+        };
     if let Some(hit) = find_hit(db, study.id, &assignment_key).await? {
         return hit_view(db, &study, &hit).await;
     }
@@ -339,11 +379,12 @@ pub async fn start(db: &Db, slug: &str, params: &EntryParams) -> anyhow::Result<
     let now = db::now_ms();
     let mut tx = db::begin_write(db).await?;
     // Re-check inside the write lock: a double click may have raced us.
-    let existing: Option<(i64,)> = sqlx::query_as("SELECT id FROM hits WHERE study_id = $1 AND assignment_key = $2")
-        .bind(study.id)
-        .bind(&assignment_key)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let existing: Option<(i64,)> =
+        sqlx::query_as("SELECT id FROM hits WHERE study_id = $1 AND assignment_key = $2")
+            .bind(study.id)
+            .bind(&assignment_key)
+            .fetch_optional(&mut *tx)
+            .await?;
     if existing.is_none() {
         let planned = plan(&mut tx, &study, &worker_key, now).await?;
         if planned.is_empty() {
@@ -405,7 +446,12 @@ struct ItemLoad {
 /// Chooses the trials of a new HIT: up to T design items this worker has never seen, those with the fewest
 /// answers first (answers of completed non-excluded HITs plus trials held by active HITs seen within the
 /// timeout), random among equals; plus C attention checks; shuffled; random left/right.
-async fn plan(tx: &mut db::Tx<'_>, study: &Study, worker_key: &str, now: i64) -> anyhow::Result<Vec<Planned>> {
+async fn plan(
+    tx: &mut db::Tx<'_>,
+    study: &Study,
+    worker_key: &str,
+    now: i64,
+) -> anyhow::Result<Vec<Planned>> {
     let cutoff = now - study.hit_timeout_s * 1000;
     let seen: HashSet<i64> = sqlx::query_as::<_, (i64,)>(
         "SELECT DISTINCT t.design_item_id FROM trials t JOIN hits h ON h.id = t.hit_id \
@@ -436,12 +482,16 @@ async fn plan(tx: &mut db::Tx<'_>, study: &Study, worker_key: &str, now: i64) ->
     .bind(study.id)
     .fetch_all(&mut **tx)
     .await?;
-    let image_of: HashMap<(i64, Option<i64>), i64> = imgs.iter().map(|i| ((i.scene_id, i.condition_id), i.id)).collect();
-    let checks: Vec<(i64, i64, i64, i64)> =
-        sqlx::query_as("SELECT id, scene_id, good_image_id, bad_image_id FROM check_items WHERE study_id = $1")
-            .bind(study.id)
-            .fetch_all(&mut **tx)
-            .await?;
+    let image_of: HashMap<(i64, Option<i64>), i64> = imgs
+        .iter()
+        .map(|i| ((i.scene_id, i.condition_id), i.id))
+        .collect();
+    let checks: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT id, scene_id, good_image_id, bad_image_id FROM check_items WHERE study_id = $1",
+    )
+    .bind(study.id)
+    .fetch_all(&mut **tx)
+    .await?;
 
     let mut rng = rand::thread_rng();
     let mut candidates: Vec<&ItemLoad> = items.iter().filter(|i| !seen.contains(&i.id)).collect();
@@ -488,7 +538,14 @@ async fn plan(tx: &mut db::Tx<'_>, study: &Study, worker_key: &str, now: i64) ->
 
 /// Stores an answer. Idempotent: repeating an answer (double click, network retry) changes nothing, and
 /// the first answer to a trial is final. A wrong answer to an attention check excludes the HIT.
-pub async fn answer(db: &Db, slug: &str, key: &str, trial_id: i64, side: &str, rt_ms: i64) -> anyhow::Result<HitView> {
+pub async fn answer(
+    db: &Db,
+    slug: &str,
+    key: &str,
+    trial_id: i64,
+    side: &str,
+    rt_ms: i64,
+) -> anyhow::Result<HitView> {
     if side != "left" && side != "right" {
         bail!("side: expected \"left\" or \"right\", found \"{side}\"");
     }
@@ -508,11 +565,16 @@ pub async fn answer(db: &Db, slug: &str, key: &str, trial_id: i64, side: &str, r
     .await?
     .ok_or_else(|| anyhow!("trial {trial_id} is not part of this HIT"))?;
     if trial.answer.is_none() {
-        let chosen_image = if side == "left" { trial.left_image_id } else { trial.right_image_id };
-        let (chosen_condition,): (Option<i64>,) = sqlx::query_as("SELECT condition_id FROM images WHERE id = $1")
-            .bind(chosen_image)
-            .fetch_one(&mut *tx)
-            .await?;
+        let chosen_image = if side == "left" {
+            trial.left_image_id
+        } else {
+            trial.right_image_id
+        };
+        let (chosen_condition,): (Option<i64>,) =
+            sqlx::query_as("SELECT condition_id FROM images WHERE id = $1")
+                .bind(chosen_image)
+                .fetch_one(&mut *tx)
+                .await?;
         let rt = rt_ms.clamp(0, 3_600_000);
         sqlx::query(
             "UPDATE trials SET answer = $1, chosen_condition_id = $2, rt_ms = $3, answered_at = $4 \
@@ -532,10 +594,11 @@ pub async fn answer(db: &Db, slug: &str, key: &str, trial_id: i64, side: &str, r
                 .execute(&mut *tx)
                 .await?;
         }
-        let (open,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM trials WHERE hit_id = $1 AND answer IS NULL")
-            .bind(hit.id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let (open,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM trials WHERE hit_id = $1 AND answer IS NULL")
+                .bind(hit.id)
+                .fetch_one(&mut *tx)
+                .await?;
         if open == 0 {
             sqlx::query("UPDATE hits SET status = 'completed', completed_at = $1 WHERE id = $2 AND status = 'active'")
                 .bind(now)
@@ -550,6 +613,8 @@ pub async fn answer(db: &Db, slug: &str, key: &str, trial_id: i64, side: &str, r
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    let hit = find_hit(db, study.id, key).await?.ok_or_else(|| anyhow!("HIT vanished"))?;
+    let hit = find_hit(db, study.id, key)
+        .await?
+        .ok_or_else(|| anyhow!("HIT vanished"))?;
     hit_view(db, &study, &hit).await
 }

@@ -2,8 +2,10 @@
 //! cookie, stored hashed) and per-session CSRF tokens for every state-changing form.
 
 use anyhow::{anyhow, bail};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 use sha2::{Digest, Sha256};
 
 use super::db::{self, Db};
@@ -24,7 +26,9 @@ fn token_hash(token: &str) -> String {
 }
 
 pub async fn admin_count(db: &Db) -> anyhow::Result<i64> {
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM admins").fetch_one(db).await?;
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM admins")
+        .fetch_one(db)
+        .await?;
     Ok(n)
 }
 
@@ -55,17 +59,21 @@ pub async fn create_admin(db: &Db, username: &str, password: &str) -> anyhow::Re
 
 /// Checks the password; on success creates a session and returns its (secret) token.
 pub async fn login(db: &Db, username: &str, password: &str) -> anyhow::Result<Option<String>> {
-    let row: Option<(i64, String)> = sqlx::query_as("SELECT id, password_hash FROM admins WHERE username = $1")
-        .bind(username)
-        .fetch_optional(db)
-        .await?;
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, password_hash FROM admins WHERE username = $1")
+            .bind(username)
+            .fetch_optional(db)
+            .await?;
     let Some((admin_id, hash)) = row else {
         // Spend comparable time so that usernames cannot be probed by timing.
         let _ = hash_password(password);
         return Ok(None);
     };
     let parsed = PasswordHash::new(&hash).map_err(|e| anyhow!("stored hash: {e}"))?;
-    if Argon2::default().verify_password(password.as_bytes(), &parsed).is_err() {
+    if Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_err()
+    {
         return Ok(None);
     }
     let token = db::random_token(40);

@@ -92,7 +92,8 @@ impl Source {
         if path.is_dir() {
             return Ok(Source::Dir(path.to_path_buf()));
         }
-        let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
         Source::zip(path.display().to_string(), bytes)
     }
 
@@ -129,13 +130,17 @@ impl Source {
     pub fn read(&mut self, rel: &str, field: &str) -> anyhow::Result<Vec<u8>> {
         let p = Path::new(rel);
         if rel.is_empty() || p.components().any(|c| !matches!(c, Component::Normal(_))) {
-            bail!("{MANIFEST}: {field}: \"{rel}\" must be a relative path inside the bundle (no '..', not absolute)");
+            bail!(
+                "{MANIFEST}: {field}: \"{rel}\" must be a relative path inside the bundle (no '..', not absolute)"
+            );
         }
         let what = self.describe(rel);
         match self {
             Source::Dir(dir) => std::fs::read(dir.join(p))
                 .with_context(|| format!("{MANIFEST}: {field}: cannot read {what}")),
-            Source::Zip { archive, prefix, .. } => {
+            Source::Zip {
+                archive, prefix, ..
+            } => {
                 let mut f = archive
                     .by_name(&format!("{prefix}{rel}"))
                     .map_err(|_| anyhow!("{MANIFEST}: {field}: {what} is not in the archive"))?;
@@ -196,7 +201,10 @@ pub fn check_distortion(reference: &DynamicImage) -> anyhow::Result<DynamicImage
         &mut jpeg,
         CHECK_JPEG_QUALITY,
     ))?;
-    Ok(image::load_from_memory_with_format(&jpeg, ImageFormat::Jpeg)?)
+    Ok(image::load_from_memory_with_format(
+        &jpeg,
+        ImageFormat::Jpeg,
+    )?)
 }
 
 fn valid_key(k: &str) -> bool {
@@ -254,13 +262,19 @@ fn validate(src: &mut Source) -> anyhow::Result<Validated> {
     let mut keys = BTreeSet::new();
     for (i, c) in manifest.conditions.iter().enumerate() {
         if !valid_key(&c.key) {
-            bail!("{MANIFEST}: conditions[{i}].key: \"{}\" must be 1-64 characters of [A-Za-z0-9._-]", c.key);
+            bail!(
+                "{MANIFEST}: conditions[{i}].key: \"{}\" must be 1-64 characters of [A-Za-z0-9._-]",
+                c.key
+            );
         }
         if c.key == "reference" {
             bail!("{MANIFEST}: conditions[{i}].key: \"reference\" is reserved");
         }
         if !keys.insert(c.key.as_str()) {
-            bail!("{MANIFEST}: conditions[{i}].key: duplicate condition \"{}\"", c.key);
+            bail!(
+                "{MANIFEST}: conditions[{i}].key: duplicate condition \"{}\"",
+                c.key
+            );
         }
     }
     if manifest.scenes.is_empty() {
@@ -271,7 +285,9 @@ fn validate(src: &mut Source) -> anyhow::Result<Validated> {
     settings.trials_per_hit = s.trials_per_hit.unwrap_or(settings.trials_per_hit);
     settings.checks_per_hit = s.checks_per_hit.unwrap_or(settings.checks_per_hit);
     settings.repetitions = s.repetitions.unwrap_or(settings.repetitions);
-    settings.max_hits_per_worker = s.max_hits_per_worker.unwrap_or(settings.max_hits_per_worker);
+    settings.max_hits_per_worker = s
+        .max_hits_per_worker
+        .unwrap_or(settings.max_hits_per_worker);
     settings
         .validate()
         .map_err(|e| anyhow!("{MANIFEST}: settings: {e}"))?;
@@ -284,7 +300,10 @@ fn validate(src: &mut Source) -> anyhow::Result<Validated> {
     for (si, scene) in manifest.scenes.iter().enumerate() {
         let f = format!("scenes[{si}]");
         if !valid_key(&scene.key) {
-            bail!("{MANIFEST}: {f}.key: \"{}\" must be 1-64 characters of [A-Za-z0-9._-]", scene.key);
+            bail!(
+                "{MANIFEST}: {f}.key: \"{}\" must be 1-64 characters of [A-Za-z0-9._-]",
+                scene.key
+            );
         }
         if !scene_keys.insert(scene.key.as_str()) {
             bail!("{MANIFEST}: {f}.key: duplicate scene \"{}\"", scene.key);
@@ -308,10 +327,12 @@ fn validate(src: &mut Source) -> anyhow::Result<Validated> {
         let mut per_condition = Vec::new();
         for c in &manifest.conditions {
             let field = format!("{f}.images.{}", c.key);
-            let rel = scene
-                .images
-                .get(&c.key)
-                .ok_or_else(|| anyhow!("{MANIFEST}: {field}: missing image for condition \"{}\"", c.key))?;
+            let rel = scene.images.get(&c.key).ok_or_else(|| {
+                anyhow!(
+                    "{MANIFEST}: {field}: missing image for condition \"{}\"",
+                    c.key
+                )
+            })?;
             let (img, _) = decode(src, rel, &field)?;
             if (img.width, img.height) != (reference.width, reference.height) {
                 bail!(
@@ -334,7 +355,10 @@ fn validate(src: &mut Source) -> anyhow::Result<Validated> {
                 ext: "png",
                 width: reference.width,
                 height: reference.height,
-                source: format!("generated: JPEG q={CHECK_JPEG_QUALITY} of {}", reference.source),
+                source: format!(
+                    "generated: JPEG q={CHECK_JPEG_QUALITY} of {}",
+                    reference.source
+                ),
             },
             "generated-jpeg-q2".to_string(),
         ));
@@ -346,7 +370,12 @@ fn validate(src: &mut Source) -> anyhow::Result<Validated> {
             .scenes
             .iter()
             .position(|s| s.key == check.scene)
-            .ok_or_else(|| anyhow!("{MANIFEST}: {field}.scene: \"{}\" is not a scene of the bundle", check.scene))?;
+            .ok_or_else(|| {
+                anyhow!(
+                    "{MANIFEST}: {field}.scene: \"{}\" is not a scene of the bundle",
+                    check.scene
+                )
+            })?;
         let (img, _) = decode(src, &check.bad, &format!("{field}.bad"))?;
         let r = &scenes[si].0;
         if (img.width, img.height) != (r.width, r.height) {
@@ -494,14 +523,33 @@ async fn write_all(
             .bind(reference.height as i64)
             .execute(&mut **tx)
             .await?;
-        let ref_id = insert_image(tx, staging, study_id, scene_id, None, "reference", reference).await?;
+        let ref_id = insert_image(
+            tx,
+            staging,
+            study_id,
+            scene_id,
+            None,
+            "reference",
+            reference,
+        )
+        .await?;
         insert_metrics(tx, ref_id, spec.metrics.get("reference")).await?;
         for (ci, img) in per_condition.iter().enumerate() {
-            let id = insert_image(tx, staging, study_id, scene_id, Some(condition_ids[ci]), "condition", img).await?;
+            let id = insert_image(
+                tx,
+                staging,
+                study_id,
+                scene_id,
+                Some(condition_ids[ci]),
+                "condition",
+                img,
+            )
+            .await?;
             insert_metrics(tx, id, spec.metrics.get(&m.conditions[ci].key)).await?;
         }
         for (img, source) in checks {
-            let bad_id = insert_image(tx, staging, study_id, scene_id, None, "check_bad", img).await?;
+            let bad_id =
+                insert_image(tx, staging, study_id, scene_id, None, "check_bad", img).await?;
             let id = db::next_id(tx, "check_items").await?;
             sqlx::query(
                 "INSERT INTO check_items (id, study_id, scene_id, good_image_id, bad_image_id, source) VALUES ($1, $2, $3, $4, $5, $6)",

@@ -15,11 +15,18 @@ pub const HEIGHT: u32 = 144;
 
 fn rings() -> RgbImage {
     RgbImage::from_fn(WIDTH, HEIGHT, |x, y| {
-        let (cx, cy) = (x as f64 - WIDTH as f64 / 2.0, y as f64 - HEIGHT as f64 / 2.0);
+        let (cx, cy) = (
+            x as f64 - WIDTH as f64 / 2.0,
+            y as f64 - HEIGHT as f64 / 2.0,
+        );
         let r2 = cx * cx + cy * cy;
         let v = 0.5 + 0.5 * (r2 / 180.0).cos();
         let w = 0.5 + 0.5 * (x as f64 / 9.0).sin();
-        Rgb([(255.0 * v) as u8, (200.0 * w + 40.0 * v) as u8, (255.0 * (1.0 - v)) as u8])
+        Rgb([
+            (255.0 * v) as u8,
+            (200.0 * w + 40.0 * v) as u8,
+            (255.0 * (1.0 - v)) as u8,
+        ])
     })
 }
 
@@ -27,7 +34,11 @@ fn shapes() -> RgbImage {
     let mut img = RgbImage::from_fn(WIDTH, HEIGHT, |x, y| {
         Rgb([(60 + x / 2) as u8, (90 + y / 2) as u8, 170])
     });
-    let circles = [(50.0, 50.0, 30.0, [230, 200, 40]), (130.0, 90.0, 38.0, [200, 40, 60]), (150.0, 30.0, 16.0, [30, 160, 80])];
+    let circles = [
+        (50.0, 50.0, 30.0, [230, 200, 40]),
+        (130.0, 90.0, 38.0, [200, 40, 60]),
+        (150.0, 30.0, 16.0, [30, 160, 80]),
+    ];
     for (x, y, p) in img.enumerate_pixels_mut() {
         for &(cx, cy, r, c) in &circles {
             let d = ((x as f64 - cx).powi(2) + (y as f64 - cy).powi(2)).sqrt();
@@ -73,7 +84,11 @@ fn texture() -> RgbImage {
     let min = acc.iter().cloned().fold(f64::MAX, f64::min);
     RgbImage::from_fn(WIDTH, HEIGHT, |x, y| {
         let v = (acc[(y * WIDTH + x) as usize] - min) / (max - min);
-        Rgb([(120.0 + 130.0 * v) as u8, (70.0 + 150.0 * v) as u8, (40.0 + 60.0 * v) as u8])
+        Rgb([
+            (120.0 + 130.0 * v) as u8,
+            (70.0 + 150.0 * v) as u8,
+            (40.0 + 60.0 * v) as u8,
+        ])
     })
 }
 
@@ -99,7 +114,11 @@ fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
         .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
         .sum::<f64>()
         / a.as_raw().len() as f64;
-    if mse == 0.0 { 99.0 } else { 10.0 * (255.0f64 * 255.0 / mse).log10() }
+    if mse == 0.0 {
+        99.0
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
 }
 
 fn save_png(img: &RgbImage, path: &Path) -> anyhow::Result<()> {
@@ -115,7 +134,11 @@ pub fn write_demo_bundle(out: &Path) -> anyhow::Result<()> {
         ("noise-8", "Gaussian noise, sigma 8/255"),
         ("jpeg-30", "JPEG, quality 30"),
     ];
-    let scenes: [(&str, RgbImage); 3] = [("rings", rings()), ("shapes", shapes()), ("texture", texture())];
+    let scenes: [(&str, RgbImage); 3] = [
+        ("rings", rings()),
+        ("shapes", shapes()),
+        ("texture", texture()),
+    ];
     let mut scene_json = Vec::new();
     for (si, (key, reference)) in scenes.iter().enumerate() {
         let dir = out.join(key);
@@ -131,18 +154,26 @@ pub fn write_demo_bundle(out: &Path) -> anyhow::Result<()> {
                 _ => {
                     let path = dir.join("jpeg-30.jpg");
                     let mut bytes = Vec::new();
-                    DynamicImage::ImageRgb8(reference.clone())
-                        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 30))?;
-                    std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+                    DynamicImage::ImageRgb8(reference.clone()).write_with_encoder(
+                        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 30),
+                    )?;
+                    std::fs::write(&path, &bytes)
+                        .with_context(|| format!("writing {}", path.display()))?;
                     let decoded = image::load_from_memory(&bytes)?.to_rgb8();
                     images.insert(ck.into(), json!(format!("{key}/jpeg-30.jpg")));
-                    metrics.insert(ck.into(), json!({ "psnr": (psnr(reference, &decoded) * 100.0).round() / 100.0 }));
+                    metrics.insert(
+                        ck.into(),
+                        json!({ "psnr": (psnr(reference, &decoded) * 100.0).round() / 100.0 }),
+                    );
                     continue;
                 }
             };
             save_png(&distorted, &dir.join(file))?;
             images.insert(ck.into(), json!(format!("{key}/{file}")));
-            metrics.insert(ck.into(), json!({ "psnr": (psnr(reference, &distorted) * 100.0).round() / 100.0 }));
+            metrics.insert(
+                ck.into(),
+                json!({ "psnr": (psnr(reference, &distorted) * 100.0).round() / 100.0 }),
+            );
         }
         scene_json.push(json!({
             "key": key,
@@ -160,7 +191,10 @@ pub fn write_demo_bundle(out: &Path) -> anyhow::Result<()> {
         "conditions": conditions.iter().map(|(k, l)| json!({"key": k, "label": l})).collect::<Vec<_>>(),
         "scenes": scene_json,
     });
-    std::fs::write(out.join("bundle.json"), serde_json::to_string_pretty(&manifest)? + "\n")
-        .with_context(|| format!("writing {}", out.join("bundle.json").display()))?;
+    std::fs::write(
+        out.join("bundle.json"),
+        serde_json::to_string_pretty(&manifest)? + "\n",
+    )
+    .with_context(|| format!("writing {}", out.join("bundle.json").display()))?;
     Ok(())
 }

@@ -37,26 +37,43 @@ impl Default for StudySettings {
 impl StudySettings {
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=200).contains(&self.trials_per_hit) {
-            return Err(format!("trials_per_hit: expected 1..=200, found {}", self.trials_per_hit));
+            return Err(format!(
+                "trials_per_hit: expected 1..=200, found {}",
+                self.trials_per_hit
+            ));
         }
         if !(0..=2).contains(&self.checks_per_hit) {
-            return Err(format!("checks_per_hit: expected 0, 1 or 2, found {}", self.checks_per_hit));
+            return Err(format!(
+                "checks_per_hit: expected 0, 1 or 2, found {}",
+                self.checks_per_hit
+            ));
         }
         if !(1..=1000).contains(&self.repetitions) {
-            return Err(format!("repetitions: expected 1..=1000, found {}", self.repetitions));
+            return Err(format!(
+                "repetitions: expected 1..=1000, found {}",
+                self.repetitions
+            ));
         }
         if !(1..=10000).contains(&self.max_hits_per_worker) {
-            return Err(format!("max_hits_per_worker: expected 1..=10000, found {}", self.max_hits_per_worker));
+            return Err(format!(
+                "max_hits_per_worker: expected 1..=10000, found {}",
+                self.max_hits_per_worker
+            ));
         }
         if !(10..=86400 * 7).contains(&self.hit_timeout_s) {
-            return Err(format!("hit_timeout_s: expected 10..=604800, found {}", self.hit_timeout_s));
+            return Err(format!(
+                "hit_timeout_s: expected 10..=604800, found {}",
+                self.hit_timeout_s
+            ));
         }
         if self.question.trim().is_empty() {
             return Err("question: must not be empty".into());
         }
         let u = &self.prolific_completion_url;
         if !u.is_empty() && !(u.starts_with("https://") || u.starts_with("http://")) {
-            return Err(format!("prolific_completion_url: expected an http(s) URL, found \"{u}\""));
+            return Err(format!(
+                "prolific_completion_url: expected an http(s) URL, found \"{u}\""
+            ));
         }
         Ok(())
     }
@@ -85,13 +102,18 @@ impl StudyState {
             "live" => StudyState::Live,
             "paused" => StudyState::Paused,
             "closed" => StudyState::Closed,
-            other => bail!("unknown study state \"{other}\" (expected draft, live, paused or closed)"),
+            other => {
+                bail!("unknown study state \"{other}\" (expected draft, live, paused or closed)")
+            }
         })
     }
     /// Allowed transitions: draft -> live; live <-> paused; live/paused -> closed. Closed is final.
     pub fn can_become(self, to: StudyState) -> bool {
         use StudyState::*;
-        matches!((self, to), (Draft, Live) | (Live, Paused) | (Paused, Live) | (Live, Closed) | (Paused, Closed))
+        matches!(
+            (self, to),
+            (Draft, Live) | (Live, Paused) | (Paused, Live) | (Live, Closed) | (Paused, Closed)
+        )
     }
 }
 
@@ -136,28 +158,36 @@ const STUDY_COLS: &str = "id, slug, name, description, question, state, trials_p
      max_hits_per_worker, hit_timeout_s, approve_excluded, prolific_completion_url, synthetic, created_at";
 
 pub async fn by_slug(db: &Db, slug: &str) -> anyhow::Result<Option<Study>> {
-    Ok(sqlx::query_as(&format!("SELECT {STUDY_COLS} FROM studies WHERE slug = $1"))
-        .bind(slug)
-        .fetch_optional(db)
-        .await?)
+    Ok(
+        sqlx::query_as(&format!("SELECT {STUDY_COLS} FROM studies WHERE slug = $1"))
+            .bind(slug)
+            .fetch_optional(db)
+            .await?,
+    )
 }
 
 pub async fn by_id(db: &Db, id: i64) -> anyhow::Result<Option<Study>> {
-    Ok(sqlx::query_as(&format!("SELECT {STUDY_COLS} FROM studies WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await?)
+    Ok(
+        sqlx::query_as(&format!("SELECT {STUDY_COLS} FROM studies WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(db)
+            .await?,
+    )
 }
 
 pub async fn list(db: &Db) -> anyhow::Result<Vec<Study>> {
-    Ok(sqlx::query_as(&format!("SELECT {STUDY_COLS} FROM studies ORDER BY id"))
-        .fetch_all(db)
-        .await?)
+    Ok(
+        sqlx::query_as(&format!("SELECT {STUDY_COLS} FROM studies ORDER BY id"))
+            .fetch_all(db)
+            .await?,
+    )
 }
 
 /// Changes the state, refusing transitions the life cycle does not allow.
 pub async fn set_state(db: &Db, id: i64, to: StudyState) -> anyhow::Result<()> {
-    let study = by_id(db, id).await?.ok_or_else(|| anyhow!("no study with id {id}"))?;
+    let study = by_id(db, id)
+        .await?
+        .ok_or_else(|| anyhow!("no study with id {id}"))?;
     let from = study.state();
     if from != to && !from.can_become(to) {
         bail!("a {} study cannot become {}", from.as_str(), to.as_str());
@@ -271,7 +301,12 @@ pub async fn hits(db: &Db, study_id: i64) -> anyhow::Result<Vec<HitRow>> {
     .await?)
 }
 
-pub async fn block_worker(db: &Db, study_id: i64, worker_key: &str, reason: &str) -> anyhow::Result<()> {
+pub async fn block_worker(
+    db: &Db,
+    study_id: i64,
+    worker_key: &str,
+    reason: &str,
+) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO blocked_workers (study_id, worker_key, reason, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (study_id, worker_key) DO NOTHING",

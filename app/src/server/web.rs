@@ -20,8 +20,7 @@ use super::{admin, bundle};
 use crate::ui::{App, shell};
 
 /// Pages may be framed by MTurk's worker sites (ExternalQuestion) and nobody else.
-pub const FRAME_ANCESTORS: &str =
-    "frame-ancestors 'self' https://worker.mturk.com https://workersandbox.mturk.com https://www.mturk.com";
+pub const FRAME_ANCESTORS: &str = "frame-ancestors 'self' https://worker.mturk.com https://workersandbox.mturk.com https://www.mturk.com";
 
 pub fn leptos_options(site_root: &FsPath, addr: SocketAddr) -> LeptosOptions {
     LeptosOptions::builder()
@@ -60,10 +59,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn media(State(st): State<AppState>, Path(id): Path<i64>) -> Response {
-    let row: Result<Option<(i64, String)>, _> = sqlx::query_as("SELECT study_id, file_name FROM images WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&st.db)
-        .await;
+    let row: Result<Option<(i64, String)>, _> =
+        sqlx::query_as("SELECT study_id, file_name FROM images WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&st.db)
+            .await;
     let (study_id, file) = match row {
         Ok(Some(r)) => r,
         Ok(None) => return StatusCode::NOT_FOUND.into_response(),
@@ -72,7 +72,11 @@ async fn media(State(st): State<AppState>, Path(id): Path<i64>) -> Response {
     let path = bundle::study_dir(&st.data_dir, study_id).join(&file);
     match tokio::fs::read(&path).await {
         Ok(bytes) => {
-            let mime = if file.ends_with(".png") { "image/png" } else { "image/jpeg" };
+            let mime = if file.ends_with(".png") {
+                "image/png"
+            } else {
+                "image/jpeg"
+            };
             (
                 [
                     (header::CONTENT_TYPE, mime),

@@ -31,7 +31,9 @@ pub fn small_bundle(dir: &Path, conditions: usize, scenes: usize) {
     for s in 0..scenes {
         let sd = dir.join(format!("s{s}"));
         std::fs::create_dir_all(&sd).unwrap();
-        let base = RgbImage::from_fn(16, 12, |x, y| Rgb([(x * 15) as u8, (y * 20) as u8, (s * 60) as u8]));
+        let base = RgbImage::from_fn(16, 12, |x, y| {
+            Rgb([(x * 15) as u8, (y * 20) as u8, (s * 60) as u8])
+        });
         base.save(sd.join("ref.png")).unwrap();
         let mut images = serde_json::Map::new();
         for c in 0..conditions {
@@ -44,25 +46,42 @@ pub fn small_bundle(dir: &Path, conditions: usize, scenes: usize) {
         }
         scene_json.push(serde_json::json!({"key": format!("s{s}"), "reference": format!("s{s}/ref.png"), "images": images}));
     }
-    let conds: Vec<_> = (0..conditions).map(|c| serde_json::json!({"key": format!("c{c}")})).collect();
+    let conds: Vec<_> = (0..conditions)
+        .map(|c| serde_json::json!({"key": format!("c{c}")}))
+        .collect();
     let manifest = serde_json::json!({
         "format": "jndlab-bundle/1", "name": "Test study", "slug": "test",
         "conditions": conds, "scenes": scene_json,
     });
-    std::fs::write(dir.join("bundle.json"), serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("bundle.json"),
+        serde_json::to_string_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
 }
 
 /// Imports a small bundle, applies `settings`, sets it live; returns the study.
-pub async fn live_study(t: &TestDb, conditions: usize, scenes: usize, edit: impl FnOnce(&mut study::StudySettings)) -> study::Study {
+pub async fn live_study(
+    t: &TestDb,
+    conditions: usize,
+    scenes: usize,
+    edit: impl FnOnce(&mut study::StudySettings),
+) -> study::Study {
     let bdir = t.dir.path().join("bundle");
     small_bundle(&bdir, conditions, scenes);
     let mut src = bundle::Source::open(&bdir).unwrap();
-    let imp = bundle::import(&t.db, &t.data_dir(), &mut src).await.unwrap();
+    let imp = bundle::import(&t.db, &t.data_dir(), &mut src)
+        .await
+        .unwrap();
     let s = study::by_id(&t.db, imp.study_id).await.unwrap().unwrap();
     let mut settings = s.settings();
     edit(&mut settings);
-    study::update_settings(&t.db, s.id, &settings).await.unwrap();
-    study::set_state(&t.db, s.id, study::StudyState::Live).await.unwrap();
+    study::update_settings(&t.db, s.id, &settings)
+        .await
+        .unwrap();
+    study::set_state(&t.db, s.id, study::StudyState::Live)
+        .await
+        .unwrap();
     study::by_id(&t.db, s.id).await.unwrap().unwrap()
 }
 
@@ -95,9 +114,19 @@ pub async fn complete(t: &TestDb, slug: &str, key: &str, fail_checks: bool) -> a
         let side = match (kind.as_str(), correct.as_deref(), fail_checks) {
             ("check", Some("left"), false) | ("check", Some("right"), true) => "left",
             ("check", _, _) => "right",
-            _ => if id % 2 == 0 { "left" } else { "right" },
+            _ => {
+                if id % 2 == 0 {
+                    "left"
+                } else {
+                    "right"
+                }
+            }
         };
-        last = Some(app::server::assign::answer(&t.db, slug, key, id, side, 1234).await.unwrap());
+        last = Some(
+            app::server::assign::answer(&t.db, slug, key, id, side, 1234)
+                .await
+                .unwrap(),
+        );
     }
     last.unwrap()
 }

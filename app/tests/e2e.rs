@@ -263,7 +263,17 @@ impl Harness {
             if self.body_attr("data-stage").await.as_deref() == Some("done") {
                 break;
             }
-            let trial: i64 = self.body_attr("data-trial").await.unwrap().parse().unwrap();
+            let Some(trial) = self.body_attr("data-trial").await else {
+                // After the last answer an MTurk completion form posts itself to turkSubmitTo at once,
+                // so the page may already be the externalSubmit stand-in rather than "done".
+                let at = self.client.current_url().await.unwrap();
+                assert!(
+                    at.path().ends_with("/mturk/externalSubmit"),
+                    "no trial shown at {at}"
+                );
+                break;
+            };
+            let trial: i64 = trial.parse().unwrap();
             let (kind, correct): (String, Option<String>) =
                 sqlx::query_as("SELECT kind, correct_side FROM trials WHERE id = $1")
                     .bind(trial)

@@ -228,10 +228,13 @@ pub fn slugify(s: &str) -> String {
     if out.is_empty() { "study".into() } else { out }
 }
 
+/// One scene's images: reference, one per condition (in manifest condition order), and the
+/// attention checks' distorted images with their descriptions.
+type SceneImages = (Img, Vec<Img>, Vec<(Img, String)>);
+
 struct Validated {
     manifest: Manifest,
-    /// per scene: reference, per condition (in manifest condition order), check_bad images
-    scenes: Vec<(Img, Vec<Img>, Vec<(Img, String)>)>,
+    scenes: Vec<SceneImages>,
     settings: StudySettings,
 }
 

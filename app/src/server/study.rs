@@ -70,7 +70,7 @@ impl StudySettings {
             return Err("question: must not be empty".into());
         }
         let u = &self.prolific_completion_url;
-        if !u.is_empty() && !(u.starts_with("https://") || u.starts_with("http://")) {
+        if !(u.is_empty() || u.starts_with("https://") || u.starts_with("http://")) {
             return Err(format!(
                 "prolific_completion_url: expected an http(s) URL, found \"{u}\""
             ));

@@ -20,7 +20,8 @@ fi
 if ! command -v wasm-bindgen >/dev/null || [ "$(wasm-bindgen --version | awk '{print $2}')" != "$WBG_VERSION" ]; then
   echo "== installing wasm-bindgen-cli $WBG_VERSION (a few minutes, once)"
   # Without --locked on purpose: its lockfile names a crate version this registry lacks.
-  cargo install wasm-bindgen-cli --version "$WBG_VERSION"
+  # Without the clippy wrapper scripts/test.sh sets: a tool install is not our code to lint.
+  env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS cargo install wasm-bindgen-cli --version "$WBG_VERSION"
 fi
 
 if [ "$PROFILE" = release ]; then PFLAG=(--release); PDIR=release; else PFLAG=(); PDIR=debug; fi

@@ -175,10 +175,10 @@ async fn find_study(pool: &db::Db, key: &str) -> anyhow::Result<study::Study> {
     if let Some(s) = study::by_slug(pool, key).await? {
         return Ok(s);
     }
-    if let Ok(id) = key.parse::<i64>() {
-        if let Some(s) = study::by_id(pool, id).await? {
-            return Ok(s);
-        }
+    if let Ok(id) = key.parse::<i64>()
+        && let Some(s) = study::by_id(pool, id).await?
+    {
+        return Ok(s);
     }
     let known: Vec<String> = study::list(pool)
         .await?

@@ -441,13 +441,13 @@ pub async fn results(
     .bind(&key)
     .fetch_optional(db)
     .await?;
-    if let Some((v, json)) = cached {
-        if v == version {
-            match serde_json::from_str::<StudyResults>(&json) {
-                Ok(r) => return Ok(r),
-                Err(e) => {
-                    tracing::warn!("study {study_id}: unreadable cached results ({e}); recomputing")
-                }
+    if let Some((v, json)) = cached
+        && v == version
+    {
+        match serde_json::from_str::<StudyResults>(&json) {
+            Ok(r) => return Ok(r),
+            Err(e) => {
+                tracing::warn!("study {study_id}: unreadable cached results ({e}); recomputing")
             }
         }
     }

@@ -41,26 +41,24 @@ pub struct ResultsQuery {
 }
 
 impl ResultsQuery {
-    fn options(&self) -> Result<ResultsOptions, Response> {
-        let bad = |m: String| (StatusCode::BAD_REQUEST, m).into_response();
+    /// The options, or the message of a 400 response.
+    fn options(&self) -> Result<ResultsOptions, String> {
         let mut o = ResultsOptions::default();
         if let Some(s) = self.observer.as_deref().filter(|s| !s.is_empty()) {
-            o.observer = ObserverUnit::parse(s).map_err(|e| bad(e.to_string()))?;
+            o.observer = ObserverUnit::parse(s).map_err(|e| e.to_string())?;
         }
         o.include_excluded = match self.include_excluded.as_deref() {
             None | Some("") | Some("0") | Some("false") => false,
             Some("1") | Some("true") | Some("on") => true,
             Some(x) => {
-                return Err(bad(format!(
-                    "include_excluded: expected 0 or 1, found \"{x}\""
-                )));
+                return Err(format!("include_excluded: expected 0 or 1, found \"{x}\""));
             }
         };
         if let Some(r) = self.replicates {
             if r > MAX_WEB_REPLICATES {
-                return Err(bad(format!(
+                return Err(format!(
                     "replicates: at most {MAX_WEB_REPLICATES} on the web (use `jndlab-app export` for more), found {r}"
-                )));
+                ));
             }
             o.replicates = r;
         }
@@ -69,6 +67,10 @@ impl ResultsQuery {
         }
         Ok(o)
     }
+}
+
+fn bad_request(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, message).into_response()
 }
 
 /// The query string that reproduces `o` (for links).
@@ -342,7 +344,7 @@ async fn results_page(
     };
     let o = match q.options() {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(m) => return bad_request(m),
     };
     let (x, r) = match load(&st, id, &o).await {
         Ok(v) => v,
@@ -383,7 +385,7 @@ async fn plot(
     };
     let o = match q.options() {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(m) => return bad_request(m),
     };
     let (x, r) = match load(&st, id, &o).await {
         Ok(v) => v,
@@ -423,7 +425,7 @@ async fn download(
     };
     let o = match q.options() {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(m) => return bad_request(m),
     };
     let x = match study::by_id(&st.db, id).await {
         Ok(Some(s)) => s,
@@ -477,7 +479,7 @@ async fn api_results(
     }
     let o = match q.options() {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(m) => return bad_request(m),
     };
     match load(&st, id, &o).await {
         Ok((_, r)) => axum::Json(r).into_response(),

@@ -105,6 +105,28 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Fill a study with SIMULATED participants answering through the normal answer path (for demos and
+    /// benchmarks of the results page). Refuses studies not marked synthetic unless --force.
+    Simulate {
+        /// Study slug or numeric id.
+        study: String,
+        /// Number of whole HITs, each by a new simulated worker.
+        #[arg(long, default_value_t = 100)]
+        hits: usize,
+        /// How many further HITs are adversarial: they fail the attention checks (so they are excluded)
+        /// and pick the worse image of every pair.
+        #[arg(long, default_value_t = 0)]
+        adversarial: usize,
+        /// True distance in JND between consecutive conditions in the bundle's order (first = best).
+        #[arg(long, default_value_t = 0.7)]
+        spacing: f64,
+        /// Seed of the simulated answers.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also write simulated answers into a study that is not marked synthetic.
+        #[arg(long)]
+        force: bool,
+    },
     /// Manage API tokens for the results JSON API (GET /api/studies/{id}/results).
     Token {
         #[command(subcommand)]
@@ -253,6 +275,64 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .context("writing to stdout")?;
                 }
             }
+            Ok(())
+        }
+        Command::Simulate {
+            study: key,
+            hits,
+            adversarial,
+            spacing,
+            seed,
+            force,
+        } => {
+            use app::server::simulate::{self, Behaviour};
+            let pool = db::open(&cli.db).await?;
+            let s = find_study(&pool, &key).await?;
+            if s.synthetic == 0 && !force {
+                anyhow::bail!(
+                    "study \"{}\" is not a synthetic study: simulated answers would mix with real ones (pass --force to do it anyway)",
+                    s.slug
+                );
+            }
+            let truth = simulate::truth_by_position(&pool, s.id, spacing).await?;
+            let truth_fn = |c: &str| truth.get(c).copied().unwrap_or(0.0);
+            let bar = indicatif::ProgressBar::new((hits + adversarial) as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} simulated HITs {elapsed}",
+                )
+                .expect("valid template"),
+            );
+            let prefix = format!("sim{}-", db::now_ms());
+            let mut state = seed;
+            let tick = || bar.inc(1);
+            simulate::run(
+                &pool,
+                &s.slug,
+                &prefix,
+                hits,
+                Behaviour::Honest,
+                &truth_fn,
+                &mut state,
+                &tick,
+            )
+            .await?;
+            simulate::run(
+                &pool,
+                &s.slug,
+                &format!("{prefix}bad-"),
+                adversarial,
+                Behaviour::Adversarial,
+                &truth_fn,
+                &mut state,
+                &tick,
+            )
+            .await?;
+            bar.finish_and_clear();
+            println!(
+                "study {}: {hits} honest and {adversarial} adversarial simulated HITs answered",
+                s.slug
+            );
             Ok(())
         }
         Command::Token { command } => {

@@ -6,7 +6,8 @@ mod common;
 
 use app::server::export::{self, Format};
 use app::server::results::{self, ObserverUnit, ResultsOptions, StudyResults};
-use app::server::{AppState, assign, auth, bundle, study, tokens, web};
+use app::server::simulate::{self, Behaviour};
+use app::server::{AppState, auth, bundle, study, tokens, web};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::*;
@@ -17,31 +18,8 @@ fn truth(condition: &str) -> f64 {
     condition[1..].parse::<f64>().unwrap()
 }
 
-/// A uniform number in [0, 1) from a SplitMix64 stream (deterministic per seed).
-fn uniform(state: &mut u64) -> f64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
-}
-
-async fn sides(t: &TestDb, trial: i64) -> (String, String) {
-    sqlx::query_as(
-        "SELECT cl.key, cr.key FROM trials t JOIN images il ON il.id = t.left_image_id \
-         JOIN conditions cl ON cl.id = il.condition_id JOIN images ir ON ir.id = t.right_image_id \
-         JOIN conditions cr ON cr.id = ir.condition_id WHERE t.id = $1",
-    )
-    .bind(trial)
-    .fetch_one(&t.db)
-    .await
-    .unwrap()
-}
-
-/// `hits` HITs by distinct workers. Honest participants answer the checks right and the pairs as
-/// Thurstone case V observers with the true scores (1 JND = 75%); adversarial ones fail the checks and
-/// pick the worse image of every pair.
+/// `hits` simulated HITs (see `app::server::simulate`): honest Thurstonian participants with the true
+/// scores above, or adversarial ones that fail the checks and pick the worse image of every pair.
 async fn simulate(
     t: &TestDb,
     s: &study::Study,
@@ -50,33 +28,14 @@ async fn simulate(
     adversarial: bool,
     seed: &mut u64,
 ) {
-    for h in 0..hits {
-        let (a, w) = (format!("{prefix}A{h}"), format!("{prefix}W{h}"));
-        assign::start(&t.db, &s.slug, &mturk(&a, &w)).await.unwrap();
-        let key = format!("mturk:{a}");
-        for (id, kind, correct, _) in trials_of(t, &key).await {
-            let side = if kind == "check" {
-                let right = correct.unwrap();
-                match (adversarial, right.as_str()) {
-                    (false, x) => x.to_string(),
-                    (true, "left") => "right".into(),
-                    (true, _) => "left".into(),
-                }
-            } else {
-                let (l, r) = sides(t, id).await;
-                let p_left = scaling::normal::cdf((truth(&l) - truth(&r)) / scaling::SIGMA);
-                let left = if adversarial {
-                    truth(&l) < truth(&r)
-                } else {
-                    uniform(seed) < p_left
-                };
-                if left { "left" } else { "right" }.to_string()
-            };
-            assign::answer(&t.db, &s.slug, &key, id, &side, 900)
-                .await
-                .unwrap();
-        }
-    }
+    let b = if adversarial {
+        Behaviour::Adversarial
+    } else {
+        Behaviour::Honest
+    };
+    simulate::run(&t.db, &s.slug, prefix, hits, b, &truth, seed, &|| {})
+        .await
+        .unwrap();
 }
 
 /// A live study of 4 conditions x 2 scenes, 6 pairs + 1 check per HIT, never full.

@@ -10,6 +10,7 @@ pub mod export;
 pub mod plots;
 pub mod results;
 pub mod results_web;
+pub mod simulate;
 pub mod study;
 pub mod tokens;
 pub mod web;

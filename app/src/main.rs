@@ -306,28 +306,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let prefix = format!("sim{}-", db::now_ms());
             let mut state = seed;
             let tick = || bar.inc(1);
-            simulate::run(
-                &pool,
-                &s.slug,
-                &prefix,
-                hits,
-                Behaviour::Honest,
-                &truth_fn,
-                &mut state,
-                &tick,
-            )
-            .await?;
-            simulate::run(
-                &pool,
-                &s.slug,
-                &format!("{prefix}bad-"),
-                adversarial,
-                Behaviour::Adversarial,
-                &truth_fn,
-                &mut state,
-                &tick,
-            )
-            .await?;
+            let bad_prefix = format!("{prefix}bad-");
+            for crowd in [
+                simulate::Crowd {
+                    prefix: &prefix,
+                    hits,
+                    behaviour: Behaviour::Honest,
+                },
+                simulate::Crowd {
+                    prefix: &bad_prefix,
+                    hits: adversarial,
+                    behaviour: Behaviour::Adversarial,
+                },
+            ] {
+                simulate::run(&pool, &s.slug, &crowd, &truth_fn, &mut state, &tick).await?;
+            }
             bar.finish_and_clear();
             println!(
                 "study {}: {hits} honest and {adversarial} adversarial simulated HITs answered",

@@ -6,7 +6,7 @@ mod common;
 
 use app::server::export::{self, Format};
 use app::server::results::{self, ObserverUnit, ResultsOptions, StudyResults};
-use app::server::simulate::{self, Behaviour};
+use app::server::simulate::{self, Behaviour, Crowd};
 use app::server::{AppState, auth, bundle, study, tokens, web};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -28,12 +28,17 @@ async fn simulate(
     adversarial: bool,
     seed: &mut u64,
 ) {
-    let b = if adversarial {
+    let behaviour = if adversarial {
         Behaviour::Adversarial
     } else {
         Behaviour::Honest
     };
-    simulate::run(&t.db, &s.slug, prefix, hits, b, &truth, seed, &|| {})
+    let crowd = Crowd {
+        prefix,
+        hits,
+        behaviour,
+    };
+    simulate::run(&t.db, &s.slug, &crowd, &truth, seed, &|| {})
         .await
         .unwrap();
 }

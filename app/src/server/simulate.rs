@@ -36,18 +36,29 @@ pub fn params(prefix: &str, h: usize) -> EntryParams {
     }
 }
 
-/// Runs `hits` whole HITs of distinct simulated workers in study `slug`. `truth` maps a condition key
+/// Who answers: `hits` distinct workers `{prefix}W{h}` behaving alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Crowd<'a> {
+    pub prefix: &'a str,
+    pub hits: usize,
+    pub behaviour: Behaviour,
+}
+
+/// Runs the crowd's whole HITs in study `slug`. `truth` maps a condition key
 /// to its true score in JND; `seed` advances. `on_hit` is called after each HIT (progress bars).
 pub async fn run(
     db: &Db,
     slug: &str,
-    prefix: &str,
-    hits: usize,
-    behaviour: Behaviour,
+    crowd: &Crowd<'_>,
     truth: &(dyn Fn(&str) -> f64 + Sync),
     seed: &mut u64,
     on_hit: &(dyn Fn() + Sync),
 ) -> anyhow::Result<()> {
+    let Crowd {
+        prefix,
+        hits,
+        behaviour,
+    } = *crowd;
     for h in 0..hits {
         let p = params(prefix, h);
         assign::start(db, slug, &p).await?;

@@ -1,7 +1,10 @@
 //! The results page's SVG plots, drawn by the scaling crate's chart functions: JND with CI error bars
 //! (the MDF paper's Fig. 5), mean PSNR vs JND per condition (its Fig. 6) and answers over time.
 
-use super::results::{AnswerRow, StudyResults};
+use super::results::StudyResults;
+
+/// Points drawn per line of the answers-over-time chart.
+const MAX_LINE_POINTS: usize = 400;
 
 /// Which plot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +32,9 @@ impl Plot {
 }
 
 /// The SVG, or None when there is nothing to draw (no scores yet, no PSNR in the bundle, no answers).
-pub fn svg(plot: Plot, r: &StudyResults, rows: &[AnswerRow]) -> anyhow::Result<Option<String>> {
+/// `times`: (answered_at ms, excluded) of the answers, oldest first (`results::answer_times`); only the
+/// answers-over-time plot uses it.
+pub fn svg(plot: Plot, r: &StudyResults, times: &[(i64, bool)]) -> anyhow::Result<Option<String>> {
     let fail = |e: String| anyhow::anyhow!("drawing {}: {e}", plot.file_name());
     match plot {
         Plot::Jnd => {
@@ -92,17 +97,22 @@ pub fn svg(plot: Plot, r: &StudyResults, rows: &[AnswerRow]) -> anyhow::Result<O
             .map_err(fail)
         }
         Plot::AnswersOverTime => {
-            let Some(t0) = rows.iter().map(|a| a.answered_at).min() else {
+            let Some(t0) = times.iter().map(|a| a.0).min() else {
                 return Ok(None);
             };
-            let mut sorted: Vec<&AnswerRow> = rows.iter().collect();
-            sorted.sort_by_key(|a| a.answered_at);
             let line = |excluded: bool| {
-                let mut n = 0.0;
+                let times: Vec<i64> = times
+                    .iter()
+                    .filter(|a| a.1 == excluded)
+                    .map(|a| a.0)
+                    .collect();
+                // at most ~MAX_LINE_POINTS points (every k-th answer and the last): same curve, small SVG
+                let step = times.len().div_ceil(MAX_LINE_POINTS).max(1);
                 let mut pts = vec![(0.0, 0.0)];
-                for a in sorted.iter().filter(|a| a.is_excluded() == excluded) {
-                    n += 1.0;
-                    pts.push(((a.answered_at - t0) as f64 / 3_600_000.0, n));
+                for (k, t) in times.iter().enumerate() {
+                    if (k + 1) % step == 0 || k + 1 == times.len() {
+                        pts.push(((t - t0) as f64 / 3_600_000.0, (k + 1) as f64));
+                    }
                 }
                 pts
             };

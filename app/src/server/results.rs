@@ -138,6 +138,19 @@ pub async fn answers(db: &Db, study_id: i64) -> anyhow::Result<Vec<AnswerRow>> {
     .await?)
 }
 
+/// (answered_at ms, excluded) of every answered pair trial, oldest first: the answers-over-time plot
+/// without loading whole answer rows.
+pub async fn answer_times(db: &Db, study_id: i64) -> anyhow::Result<Vec<(i64, bool)>> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT COALESCE(t.answered_at, 0), h.excluded FROM trials t JOIN hits h ON h.id = t.hit_id \
+         WHERE h.study_id = $1 AND t.kind = 'pair' AND t.answer IS NOT NULL ORDER BY t.answered_at",
+    )
+    .bind(study_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|(t, e)| (t, e != 0)).collect())
+}
+
 /// The answers that enter the scaling under `opts`.
 pub fn used<'a>(
     rows: &'a [AnswerRow],

@@ -69,6 +69,9 @@ impl ResultsQuery {
     }
 }
 
+/// Rows of the outlier table shown (worst first; all of them are in the JSON export).
+const OUTLIER_ROWS: usize = 50;
+
 fn bad_request(message: String) -> Response {
     (StatusCode::BAD_REQUEST, message).into_response()
 }
@@ -194,7 +197,7 @@ fn matrix_table(b: &mut String, id: &str, names: &[String], cell: impl Fn(usize,
     b.push_str("</table>");
 }
 
-fn results_body(st: &AppState, x: &Study, r: &StudyResults, rows: &[results::AnswerRow]) -> String {
+fn results_body(st: &AppState, x: &Study, r: &StudyResults, times: &[(i64, bool)]) -> String {
     let o = &r.options;
     let q = esc(&query_string(o));
     let id = x.id;
@@ -243,7 +246,7 @@ fn results_body(st: &AppState, x: &Study, r: &StudyResults, rows: &[results::Ans
     b.push_str("<h2>JND per condition (pooled over scenes)</h2>");
     pooled_table(&mut b, r);
     for p in PLOTS {
-        match plots::svg(p, r, rows) {
+        match plots::svg(p, r, times) {
             Ok(Some(svg)) => {
                 let _ = write!(
                     b,
@@ -297,7 +300,8 @@ fn results_body(st: &AppState, x: &Study, r: &StudyResults, rows: &[results::Ans
                 .unwrap_or(f64::INFINITY)
                 .total_cmp(&a.dist_l.unwrap_or(f64::INFINITY))
         });
-        for o in rows_sorted {
+        let hidden = rows_sorted.len().saturating_sub(OUTLIER_ROWS);
+        for o in rows_sorted.into_iter().take(OUTLIER_ROWS) {
             let _ = write!(
                 b,
                 "<tr><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td></tr>",
@@ -308,6 +312,12 @@ fn results_body(st: &AppState, x: &Study, r: &StudyResults, rows: &[results::Ans
             );
         }
         b.push_str("</table>");
+        if hidden > 0 {
+            let _ = write!(
+                b,
+                "<p>{hidden} more observers with smaller dist_L are in the JSON export.</p>"
+            );
+        }
     }
     b.push_str("<h2>Downloads</h2><ul id=\"downloads\">");
     for f in FORMATS {
@@ -350,11 +360,11 @@ async fn results_page(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let rows = match results::answers(&st.db, id).await {
+    let times = match results::answer_times(&st.db, id).await {
         Ok(v) => v,
         Err(e) => return internal(e),
     };
-    let body = results_body(&st, &x, &r, &rows);
+    let body = results_body(&st, &x, &r, &times);
     page(&format!("Results: {}", x.name), Some(&s), &body).into_response()
 }
 
@@ -391,11 +401,15 @@ async fn plot(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let rows = match results::answers(&st.db, id).await {
-        Ok(v) => v,
-        Err(e) => return internal(e),
+    let times = if p == Plot::AnswersOverTime {
+        match results::answer_times(&st.db, id).await {
+            Ok(v) => v,
+            Err(e) => return internal(e),
+        }
+    } else {
+        Vec::new()
     };
-    match plots::svg(p, &r, &rows) {
+    match plots::svg(p, &r, &times) {
         Ok(Some(svg)) => attachment(
             "image/svg+xml",
             &format!("{}-{}", x.slug, p.file_name()),

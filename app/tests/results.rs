@@ -521,4 +521,31 @@ async fn api_needs_a_token_and_the_page_needs_a_session() {
     assert!(body.contains("answers-csv"), "{body}");
     let (code, _, _) = send(&app, req("/admin/studies/999/results", cookie())).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
+
+    // tokens made on the admin page work for the API; the form needs the session's CSRF token
+    let csrf = auth::session(&t.db, &session).await.unwrap().unwrap().csrf;
+    let post = |body: String| {
+        Request::builder()
+            .method("POST")
+            .uri("/admin/tokens")
+            .header(
+                header::COOKIE,
+                format!("{}={session}", auth::SESSION_COOKIE),
+            )
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (code, _, _) = send(&app, post("csrf=forged&label=x".into())).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let (code, _, body) = send(&app, post(format!("csrf={csrf}&label=notebook"))).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let made = body
+        .split("id=\"new-token\">")
+        .nth(1)
+        .and_then(|x| x.split('<').next())
+        .unwrap()
+        .to_string();
+    let (code, _, _) = send(&app, req(&api, bearer(&made))).await;
+    assert_eq!(code, StatusCode::OK);
 }

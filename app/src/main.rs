@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use app::server::{AppState, auth, bundle, db, demo, study, web};
+use app::server::export::{self, Format};
+use app::server::results::{ObserverUnit, ResultsOptions};
+use app::server::{AppState, auth, bundle, db, demo, study, tokens, web};
 
 #[derive(Parser)]
 #[command(
@@ -80,6 +82,73 @@ enum Command {
         /// Output folder (e.g. assets/demo).
         out: PathBuf,
     },
+    /// Export a study's results (the data of the admin results page) to stdout or a file.
+    Export {
+        /// Study slug or numeric id.
+        study: String,
+        /// What to export.
+        #[arg(long, value_enum)]
+        format: Format,
+        /// Output file, written atomically (a failed export leaves no partial file); stdout when omitted.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Also use the answers of HITs excluded by a failed attention check (left out by default).
+        #[arg(long)]
+        include_excluded: bool,
+        /// Who is one observer (for the bootstrap, the outlier analysis and the CSV `observer` column).
+        #[arg(long, value_enum, default_value = "hit")]
+        observer: ObserverUnit,
+        /// Bootstrap replicates for the 95% CIs (0: no CIs); used by jnd-csv and jnd-json.
+        #[arg(long, default_value_t = app::server::results::DEFAULT_REPLICATES)]
+        replicates: usize,
+        /// Seed of the bootstrap resampling (the same seed gives the same CIs).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Fill a study with SIMULATED participants answering through the normal answer path (for demos and
+    /// benchmarks of the results page). Refuses studies not marked synthetic unless --force.
+    Simulate {
+        /// Study slug or numeric id.
+        study: String,
+        /// Number of whole HITs, each by a new simulated worker.
+        #[arg(long, default_value_t = 100)]
+        hits: usize,
+        /// How many further HITs are adversarial: they fail the attention checks (so they are excluded)
+        /// and pick the worse image of every pair.
+        #[arg(long, default_value_t = 0)]
+        adversarial: usize,
+        /// True distance in JND between consecutive conditions in the bundle's order (first = best).
+        #[arg(long, default_value_t = 0.7)]
+        spacing: f64,
+        /// Seed of the simulated answers.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also write simulated answers into a study that is not marked synthetic.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Manage API tokens for the results JSON API (GET /api/studies/{id}/results).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (only this once; it is stored hashed).
+    Create {
+        /// What the token is for (shown in the list).
+        #[arg(long)]
+        label: String,
+    },
+    /// List the tokens (ids and labels, not the secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// Token id (from `token list`).
+        id: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -123,8 +192,171 @@ async fn import(
     Ok(imp)
 }
 
+/// A study by slug, or by numeric id when no slug matches.
+async fn find_study(pool: &db::Db, key: &str) -> anyhow::Result<study::Study> {
+    if let Some(s) = study::by_slug(pool, key).await? {
+        return Ok(s);
+    }
+    if let Ok(id) = key.parse::<i64>()
+        && let Some(s) = study::by_id(pool, id).await?
+    {
+        return Ok(s);
+    }
+    let known: Vec<String> = study::list(pool)
+        .await?
+        .into_iter()
+        .map(|s| s.slug)
+        .collect();
+    anyhow::bail!(
+        "study: no study \"{key}\" (known: {})",
+        if known.is_empty() {
+            "none".into()
+        } else {
+            known.join(", ")
+        }
+    )
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Export {
+            study: key,
+            format,
+            output,
+            include_excluded,
+            observer,
+            replicates,
+            seed,
+        } => {
+            let pool = db::open(&cli.db).await?;
+            let s = find_study(&pool, &key).await?;
+            let opts = ResultsOptions {
+                observer,
+                include_excluded,
+                replicates,
+                seed,
+            };
+            let bar = if format.needs_results() {
+                let b = indicatif::ProgressBar::new_spinner();
+                b.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} {pos} bootstrap replicates ({per_sec}) {elapsed}",
+                    )
+                    .expect("valid template"),
+                );
+                b
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            let tick = bar.clone();
+            let bytes = export::export(
+                &pool,
+                s.id,
+                format,
+                &opts,
+                std::sync::Arc::new(move || tick.inc(1)),
+            )
+            .await?;
+            bar.finish_and_clear();
+            match output {
+                Some(path) => {
+                    export::write_atomically(&path, &bytes)?;
+                    eprintln!(
+                        "wrote {} of study \"{}\" to {}",
+                        format.as_str(),
+                        s.slug,
+                        path.display()
+                    );
+                }
+                None => {
+                    use std::io::Write;
+                    std::io::stdout()
+                        .write_all(&bytes)
+                        .context("writing to stdout")?;
+                }
+            }
+            Ok(())
+        }
+        Command::Simulate {
+            study: key,
+            hits,
+            adversarial,
+            spacing,
+            seed,
+            force,
+        } => {
+            use app::server::simulate::{self, Behaviour};
+            let pool = db::open(&cli.db).await?;
+            let s = find_study(&pool, &key).await?;
+            if s.synthetic == 0 && !force {
+                anyhow::bail!(
+                    "study \"{}\" is not a synthetic study: simulated answers would mix with real ones (pass --force to do it anyway)",
+                    s.slug
+                );
+            }
+            let truth = simulate::truth_by_position(&pool, s.id, spacing).await?;
+            let truth_fn = |c: &str| truth.get(c).copied().unwrap_or(0.0);
+            let bar = indicatif::ProgressBar::new((hits + adversarial) as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} simulated HITs {elapsed}",
+                )
+                .expect("valid template"),
+            );
+            let prefix = format!("sim{}-", db::now_ms());
+            let mut state = seed;
+            let tick = || bar.inc(1);
+            let bad_prefix = format!("{prefix}bad-");
+            for crowd in [
+                simulate::Crowd {
+                    prefix: &prefix,
+                    hits,
+                    behaviour: Behaviour::Honest,
+                },
+                simulate::Crowd {
+                    prefix: &bad_prefix,
+                    hits: adversarial,
+                    behaviour: Behaviour::Adversarial,
+                },
+            ] {
+                simulate::run(&pool, &s.slug, &crowd, &truth_fn, &mut state, &tick).await?;
+            }
+            bar.finish_and_clear();
+            println!(
+                "study {}: {hits} honest and {adversarial} adversarial simulated HITs answered",
+                s.slug
+            );
+            Ok(())
+        }
+        Command::Token { command } => {
+            let pool = db::open(&cli.db).await?;
+            match command {
+                TokenCommand::Create { label } => {
+                    let t = tokens::create(&pool, &label, "cli").await?;
+                    println!("{t}");
+                }
+                TokenCommand::List => {
+                    for t in tokens::list(&pool).await? {
+                        println!(
+                            "{}\t{}\tcreated by {}\tlast used {}",
+                            t.id,
+                            t.label,
+                            t.created_by,
+                            if t.last_used_at == 0 {
+                                "never".to_string()
+                            } else {
+                                t.last_used_at.to_string()
+                            }
+                        );
+                    }
+                }
+                TokenCommand::Revoke { id } => {
+                    tokens::revoke(&pool, id).await?;
+                    println!("revoked API token {id}");
+                }
+            }
+            Ok(())
+        }
         Command::DemoBundle { out } => {
             demo::write_demo_bundle(&out)?;
             println!("wrote the synthetic demo bundle to {}", out.display());

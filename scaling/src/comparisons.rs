@@ -10,6 +10,17 @@ use nalgebra::DMatrix;
 use std::collections::BTreeSet;
 use std::io::Read;
 
+/// pwcmp's long-format columns in its order (`session` and `scene` optional); other tools writing the
+/// format use this header so that [`Comparisons::read_csv`] reads it back.
+pub const LONG_FORMAT_COLUMNS: [&str; 6] = [
+    "observer",
+    "session",
+    "scene",
+    "condition_A",
+    "condition_B",
+    "is_A_selected",
+];
+
 const REQUIRED: [&str; 4] = ["observer", "condition_A", "condition_B", "is_A_selected"];
 const OPTIONAL: [&str; 2] = ["scene", "session"];
 

@@ -33,12 +33,12 @@ mod significance;
 pub mod simulate;
 
 pub use bootstrap::{Bootstrap, BootstrapOptions, bootstrap};
-pub use comparisons::{Answer, Comparisons, ObserverCounts};
+pub use comparisons::{Answer, Comparisons, LONG_FORMAT_COLUMNS, ObserverCounts};
 pub use counts::CountMatrix;
 pub use error::{Result, ScaleError};
 pub use fit::{Disconnected, Prior, Regularization, ScaleOptions, Scaling, scale};
 pub use objective::{Objective, SIGMA};
 pub use outliers::{OUTLIER_FENCE, ObserverFit, outliers};
-pub use plot::{PlotPoint, jnd_chart_svg};
+pub use plot::{PlotPoint, ScatterPoint, Series, jnd_chart_svg, line_chart_svg, scatter_svg};
 pub use quantile::quantile;
 pub use significance::{Significance, significance};

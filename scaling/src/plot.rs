@@ -1,4 +1,5 @@
-//! SVG chart of JND scores with confidence-interval error bars (the MDF paper's Fig. 5 style).
+//! SVG charts: JND scores with confidence-interval error bars (the MDF paper's Fig. 5 style), labelled
+//! scatter plots with vertical intervals (its Fig. 6: distortion metric vs JND) and line charts.
 
 use plotters::prelude::*;
 
@@ -77,6 +78,155 @@ pub fn jnd_chart_svg(title: &str, points: &[PlotPoint]) -> Result<String, String
     Ok(svg)
 }
 
+/// One labelled point of a scatter plot, with an optional vertical interval (e.g. a JND CI).
+pub struct ScatterPoint<'a> {
+    pub name: &'a str,
+    pub x: f64,
+    pub y: f64,
+    pub y_ci: Option<(f64, f64)>,
+}
+
+/// The (low, high) range of `values`, padded by 10% (at least `min_pad`); (-1, 1) when empty.
+fn padded_range(values: impl Iterator<Item = f64>, min_pad: f64) -> std::ops::Range<f64> {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values.filter(|v| v.is_finite()) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return -1.0..1.0;
+    }
+    let pad = ((hi - lo) * 0.1).max(min_pad);
+    (lo - pad)..(hi + pad)
+}
+
+/// Renders labelled points (x, y) with vertical error bars: the MDF paper's Fig. 6, a distortion
+/// metric such as mean PSNR on x against the JND score on y, one point per condition.
+pub fn scatter_svg(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    points: &[ScatterPoint],
+) -> Result<String, String> {
+    let xr = padded_range(points.iter().map(|p| p.x), 0.25);
+    let yr = padded_range(
+        points.iter().flat_map(|p| {
+            let (l, h) = p.y_ci.unwrap_or((p.y, p.y));
+            [p.y, l, h]
+        }),
+        0.25,
+    );
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (640, 440)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(50)
+            .y_label_area_size(60)
+            .build_cartesian_2d(xr, yr)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .label_style(("sans-serif", 14))
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let color = RGBColor(214, 39, 40);
+        chart
+            .draw_series(points.iter().filter_map(|p| {
+                p.y_ci
+                    .map(|(l, h)| ErrorBar::new_vertical(p.x, l, p.y, h, color.stroke_width(2), 10))
+            }))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(points.iter().map(|p| {
+                EmptyElement::at((p.x, p.y))
+                    + Circle::new((0, 0), 5, color.filled())
+                    + Text::new(p.name.to_string(), (7, -16), ("sans-serif", 14))
+            }))
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+/// One named line of a line chart.
+pub struct Series<'a> {
+    pub name: &'a str,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Renders named lines (e.g. cumulative answers over time) with a legend.
+pub fn line_chart_svg(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+) -> Result<String, String> {
+    let xr = padded_range(
+        series.iter().flat_map(|s| s.points.iter().map(|p| p.0)),
+        0.5,
+    );
+    let yr = padded_range(
+        series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .chain([0.0]),
+        0.5,
+    );
+    const COLORS: [RGBColor; 4] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+    ];
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (640, 400)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(50)
+            .y_label_area_size(60)
+            .build_cartesian_2d(xr, yr)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .label_style(("sans-serif", 14))
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (k, s) in series.iter().enumerate() {
+            let color = COLORS[k % COLORS.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?
+                .label(s.name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +259,66 @@ mod tests {
         );
         // one filled marker per condition, one vertical bar per CI
         assert_eq!(svg.matches("fill=\"#1F77B4\"").count(), 2);
+    }
+
+    fn texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|el| el.split('>').nth(1))
+            .map(|c| c.split('<').next().unwrap_or("").trim().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn scatter_labels_every_point_and_draws_its_interval() {
+        let pts = [
+            ScatterPoint {
+                name: "mdf",
+                x: 28.4,
+                y: 0.9,
+                y_ci: Some((0.6, 1.2)),
+            },
+            ScatterPoint {
+                name: "l1",
+                x: 28.9,
+                y: -0.9,
+                y_ci: None,
+            },
+        ];
+        let svg = scatter_svg("pd", "mean PSNR (dB)", "JND", &pts).unwrap();
+        let t = texts(&svg);
+        assert!(
+            t.iter().any(|x| x == "mdf") && t.iter().any(|x| x == "l1"),
+            "{t:?}"
+        );
+        assert!(t.iter().any(|x| x == "mean PSNR (dB)"), "{t:?}");
+        assert_eq!(
+            svg.matches("fill=\"#D62728\"").count(),
+            2,
+            "one marker per point"
+        );
+        // the error bar: a vertical line and two whiskers
+        assert!(svg.matches("stroke=\"#D62728\"").count() >= 3, "{svg}");
+    }
+
+    #[test]
+    fn line_chart_has_a_legend_entry_and_a_path_per_series() {
+        let series = [
+            Series {
+                name: "valid",
+                points: vec![(0.0, 0.0), (1.0, 5.0), (2.0, 9.0)],
+            },
+            Series {
+                name: "excluded",
+                points: vec![(0.0, 0.0), (2.0, 1.0)],
+            },
+        ];
+        let svg = line_chart_svg("answers", "hours", "answers", &series).unwrap();
+        let t = texts(&svg);
+        assert!(
+            t.iter().any(|x| x == "valid") && t.iter().any(|x| x == "excluded"),
+            "{t:?}"
+        );
+        assert!(svg.matches("<polyline").count() >= 2, "{svg}");
     }
 }

@@ -52,10 +52,10 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-fn page(title: &str, user: Option<&Session>, body: &str) -> Html<String> {
+pub(crate) fn page(title: &str, user: Option<&Session>, body: &str) -> Html<String> {
     let nav = match user {
         Some(s) => format!(
-            "<nav><a href=\"/admin\">Studies</a> <span class=\"user\">{}</span> \
+            "<nav><a href=\"/admin\">Studies</a> <a href=\"/admin/tokens\">API tokens</a> <span class=\"user\">{}</span> \
              <form method=\"post\" action=\"/admin/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button id=\"logout\">Log out</button></form></nav>",
             esc(&s.username),
@@ -89,7 +89,7 @@ fn set_cookie(st: &AppState, name: &str, value: &str, max_age: i64) -> HeaderVal
     .expect("cookie is ascii")
 }
 
-fn internal(e: anyhow::Error) -> Response {
+pub(crate) fn internal(e: anyhow::Error) -> Response {
     tracing::error!("admin request failed: {e:#}");
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -99,7 +99,7 @@ fn internal(e: anyhow::Error) -> Response {
 }
 
 /// The logged-in admin, or a redirect to the login page.
-async fn require(st: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+pub(crate) async fn require(st: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
     let token = cookie(headers, SESSION_COOKIE);
     match token {
         Some(t) => match auth::session(&st.db, &t).await {
@@ -112,7 +112,11 @@ async fn require(st: &AppState, headers: &HeaderMap) -> Result<Session, Response
 }
 
 /// Like `require`, and checks the form's CSRF token.
-async fn require_csrf(st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Session, Response> {
+pub(crate) async fn require_csrf(
+    st: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Session, Response> {
     let s = require(st, headers).await?;
     if !s.csrf_ok(csrf) {
         return Err((
@@ -388,7 +392,7 @@ async fn study_view(
         "</div><h2>Links</h2><ul><li>Direct link: <a href=\"{public}/s/{slug}\">{public}/s/{slug}</a></li>\
          <li>Preview as participant: <a id=\"preview-link\" href=\"/s/{slug}?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE\">preview</a></li>\
          <li>Prolific study URL: <code>{public}/s/{slug}?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&amp;STUDY_ID={{{{%STUDY_ID%}}}}&amp;SESSION_ID={{{{%SESSION_ID%}}}}</code></li>\
-         <li><a href=\"/admin/studies/{id}/results.csv\" id=\"results-link\">Download results (CSV, all trials, excluded HITs flagged)</a></li></ul>\
+         <li><a href=\"/admin/studies/{id}/results\" id=\"results-page-link\"><b>Results</b>: JND with CIs, plots, significance, outliers, exports</a></li><li><a href=\"/admin/studies/{id}/results.csv\" id=\"results-link\">Download results (CSV, all trials, excluded HITs flagged)</a></li></ul>\
          <h3>MTurk ExternalQuestion</h3><pre id=\"external-question\">{xml}</pre>",
         slug = esc(&x.slug),
         xml = esc(&external_question(public, &x.slug))

@@ -21,7 +21,7 @@ fn hash_password(password: &str) -> anyhow::Result<String> {
         .to_string())
 }
 
-fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 

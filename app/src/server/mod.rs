@@ -6,7 +6,13 @@ pub mod auth;
 pub mod bundle;
 pub mod db;
 pub mod demo;
+pub mod export;
+pub mod plots;
+pub mod results;
+pub mod results_web;
+pub mod simulate;
 pub mod study;
+pub mod tokens;
 pub mod web;
 
 use std::path::PathBuf;

@@ -16,7 +16,7 @@ use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::AppState;
-use super::{admin, bundle};
+use super::{admin, bundle, results_web};
 use crate::ui::{App, shell};
 
 /// Pages may be framed by MTurk's worker sites (ExternalQuestion) and nobody else.
@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/media/{id}", get(media))
         .route("/healthz", get(|| async { "ok" }))
         .merge(admin::routes())
+        .merge(results_web::routes())
         .leptos_routes_with_context(
             &state,
             routes,

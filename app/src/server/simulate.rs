@@ -1,0 +1,123 @@
+//! Simulated participants with known truth, answering through the app's own assignment and answer path:
+//! for tests, for benchmarks of the results, and to fill a SYNTHETIC demo study's results page.
+//! An honest participant answers attention checks right and each pair as a Thurstone case V observer
+//! (left chosen with probability Phi((q_left - q_right) / 1.4826), so 1 JND = 75%); an adversarial one
+//! fails the checks and picks the worse image of every pair.
+
+use crate::api::EntryParams;
+
+use super::assign;
+use super::db::Db;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    Honest,
+    Adversarial,
+}
+
+/// A uniform number in [0, 1) from a SplitMix64 stream (deterministic per seed).
+pub fn uniform(state: &mut u64) -> f64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The MTurk-style entry parameters of simulated HIT `h` (assignment `{prefix}A{h}`, worker `{prefix}W{h}`).
+pub fn params(prefix: &str, h: usize) -> EntryParams {
+    EntryParams {
+        assignment_id: Some(format!("{prefix}A{h}")),
+        hit_id: Some("SIMULATED".into()),
+        worker_id: Some(format!("{prefix}W{h}")),
+        turk_submit_to: Some("https://workersandbox.mturk.com".into()),
+        ..Default::default()
+    }
+}
+
+/// Who answers: `hits` distinct workers `{prefix}W{h}` behaving alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Crowd<'a> {
+    pub prefix: &'a str,
+    pub hits: usize,
+    pub behaviour: Behaviour,
+}
+
+/// Runs the crowd's whole HITs in study `slug`. `truth` maps a condition key
+/// to its true score in JND; `seed` advances. `on_hit` is called after each HIT (progress bars).
+pub async fn run(
+    db: &Db,
+    slug: &str,
+    crowd: &Crowd<'_>,
+    truth: &(dyn Fn(&str) -> f64 + Sync),
+    seed: &mut u64,
+    on_hit: &(dyn Fn() + Sync),
+) -> anyhow::Result<()> {
+    let Crowd {
+        prefix,
+        hits,
+        behaviour,
+    } = *crowd;
+    for h in 0..hits {
+        let p = params(prefix, h);
+        assign::start(db, slug, &p).await?;
+        let key = format!("mturk:{}", p.assignment_id.as_deref().unwrap_or_default());
+        let trials: Vec<(i64, String, String, String, String)> =
+            sqlx::query_as(
+                "SELECT t.id, t.kind, COALESCE(t.correct_side, ''), COALESCE(cl.key, ''), COALESCE(cr.key, '') \
+                 FROM trials t \
+                 JOIN hits h ON h.id = t.hit_id \
+                 JOIN images il ON il.id = t.left_image_id JOIN images ir ON ir.id = t.right_image_id \
+                 LEFT JOIN conditions cl ON cl.id = il.condition_id \
+                 LEFT JOIN conditions cr ON cr.id = ir.condition_id \
+                 WHERE h.assignment_key = $1 AND h.study_id = (SELECT id FROM studies WHERE slug = $2) \
+                 ORDER BY t.position",
+            )
+            .bind(&key)
+            .bind(slug)
+            .fetch_all(db)
+            .await?;
+        for (id, kind, correct, left, right) in trials {
+            let left_chosen = match kind.as_str() {
+                "pair" => {
+                    let (ql, qr) = (truth(&left), truth(&right));
+                    match behaviour {
+                        Behaviour::Honest => {
+                            uniform(seed) < scaling::normal::cdf((ql - qr) / scaling::SIGMA)
+                        }
+                        Behaviour::Adversarial => ql < qr,
+                    }
+                }
+                _ => {
+                    let right_is_correct = correct == "right";
+                    (behaviour == Behaviour::Honest) != right_is_correct
+                }
+            };
+            let side = if left_chosen { "left" } else { "right" };
+            assign::answer(db, slug, &key, id, side, 900).await?;
+        }
+        on_hit();
+    }
+    Ok(())
+}
+
+/// True scores by the bundle's condition order: the first condition is best, each next one `spacing`
+/// JND worse.
+pub async fn truth_by_position(
+    db: &Db,
+    study_id: i64,
+    spacing: f64,
+) -> anyhow::Result<std::collections::HashMap<String, f64>> {
+    let keys: Vec<(String,)> =
+        sqlx::query_as("SELECT key FROM conditions WHERE study_id = $1 ORDER BY position")
+            .bind(study_id)
+            .fetch_all(db)
+            .await?;
+    let n = keys.len();
+    Ok(keys
+        .into_iter()
+        .enumerate()
+        .map(|(i, (k,))| (k, (n - 1 - i) as f64 * spacing))
+        .collect())
+}

@@ -72,7 +72,7 @@ impl BatchLoader {
     /// Starts producing the batches of `epoch`.
     pub fn epoch(images: Arc<Vec<RgbImage>>, c: &LoaderConfig, epoch: usize) -> Result<Self> {
         let s = c.degradation.scale();
-        if c.patch == 0 || c.patch % s != 0 {
+        if c.patch == 0 || !c.patch.is_multiple_of(s) {
             bail!(
                 "patch size {} must be a positive multiple of the scale {s}",
                 c.patch

@@ -1,5 +1,6 @@
 //! jndlab trainer: the MDF loss (Mustafa et al., WACV 2022) with the official weights, the baseline
 //! image losses, the image pipeline they need, and tools to measure their cost.
+pub mod commands;
 pub mod data;
 pub mod device;
 pub mod image_io;
@@ -8,4 +9,5 @@ pub mod metrics;
 pub mod nets;
 pub mod optimize;
 pub mod resample;
+pub mod train;
 pub mod weights;

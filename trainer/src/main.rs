@@ -118,6 +118,10 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Train a restoration network from a recipe (trainer/configs/*.toml).
+    Fit(trainer::commands::FitArgs),
+    /// Train one recipe once per loss (or per lambda) and write one results table.
+    Sweep(trainer::commands::SweepArgs),
     /// List the registered losses and their spec names.
     ListLosses,
     /// Show what libtorch sees (CUDA availability, devices, threads).
@@ -250,6 +254,8 @@ fn run(cmd: Cmd) -> Result<()> {
                 println!("wrote {}", p.display());
             }
         }
+        Cmd::Fit(a) => trainer::commands::run_fit(&a)?,
+        Cmd::Sweep(a) => trainer::commands::run_sweep(&a)?,
         Cmd::ListLosses => {
             for (n, aliases, d) in LOSSES {
                 let a = if aliases.is_empty() {

@@ -1,6 +1,6 @@
 //! Network shapes and parameter counts (expected counts derived here from the architectures).
 use tch::{Device, Kind, Tensor, nn};
-use trainer::nets::{build_net, count_parameters};
+use trainer::nets::{NetOptions, build_net, count_parameters};
 
 /// Weights + bias of a k x k convolution.
 fn conv(cin: i64, cout: i64, k: i64, bias: bool) -> i64 {
@@ -9,7 +9,7 @@ fn conv(cin: i64, cout: i64, k: i64, bias: bool) -> i64 {
 
 fn built(name: &str) -> (nn::VarStore, Box<dyn trainer::nets::Net>) {
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = build_net(name, &vs.root()).unwrap();
+    let net = build_net(name, &vs.root(), &Default::default()).unwrap();
     (vs, net)
 }
 
@@ -80,9 +80,27 @@ fn dncnn_17() {
 }
 
 #[test]
+fn size_overrides() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let o = NetOptions {
+        features: Some(8),
+        depth: Some(3),
+    };
+    let net = build_net("dncnn", &vs.root(), &o).unwrap();
+    // conv 3->8 (+bias), 1 x (conv 8->8 without bias + BN), conv 8->3 (+bias)
+    let expect = conv(3, 8, 3, true) + conv(8, 8, 3, false) + 2 * 8 + conv(8, 3, 3, true);
+    assert_eq!(count_parameters(&vs), expect);
+    let x = Tensor::rand([1, 3, 9, 9], (Kind::Float, Device::Cpu));
+    assert_eq!(net.forward_t(&x, true).size(), x.size());
+}
+
+#[test]
 fn unknown_net_is_named() {
     let vs = nn::VarStore::new(Device::Cpu);
-    let e = build_net("unet", &vs.root()).err().unwrap().to_string();
+    let e = build_net("unet", &vs.root(), &Default::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         e.contains("unknown network \"unet\"") && e.contains("dncnn"),
         "{e}"

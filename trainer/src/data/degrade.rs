@@ -127,3 +127,54 @@ fn std_normal_pair(rng: &mut impl Rng) -> (f64, f64) {
     let t = std::f64::consts::TAU * u2;
     (r * t.cos(), r * t.sin())
 }
+
+/// A fixed degraded test/validation image: `input` `[1, 3, h, w]`, `target` `[1, 3, s*h, s*w]`.
+pub struct Pair {
+    pub name: String,
+    pub input: Tensor,
+    pub target: Tensor,
+}
+
+impl Pair {
+    /// What the restoration is compared with: the input itself, or for SISR its bicubic
+    /// upscaling to the target size, clamped to [0, 1].
+    pub fn baseline(&self) -> Result<Tensor> {
+        let (ts, is) = (self.target.size(), self.input.size());
+        let b = if ts == is {
+            self.input.shallow_clone()
+        } else {
+            imresize(&self.input, ts[2], ts[3], Filter::Bicubic, true)?
+        };
+        Ok(b.clamp(0.0, 1.0))
+    }
+}
+
+/// Degrades every image once, deterministically (image `i` uses an RNG seeded by `(seed, i)`),
+/// after a centred crop to sides divisible by the scale (and at most `max_side` when given).
+pub fn degrade_set(
+    names: &[String],
+    images: &[RgbImage],
+    d: &Degradation,
+    max_side: Option<u32>,
+    seed: u64,
+) -> Result<Vec<Pair>> {
+    use super::loader::epoch_rng;
+    use super::patches::center_crop;
+    names
+        .iter()
+        .zip(images)
+        .enumerate()
+        .map(|(i, (n, img))| {
+            let c = center_crop(img, d.scale(), max_side);
+            if c.width() == 0 || c.height() == 0 {
+                bail!("image {n} is too small for scale {}", d.scale());
+            }
+            let (x, y) = d.apply(&c, &mut epoch_rng(seed, i))?;
+            Ok(Pair {
+                name: n.clone(),
+                input: x.unsqueeze(0),
+                target: y.unsqueeze(0),
+            })
+        })
+        .collect()
+}

@@ -30,15 +30,40 @@ pub const NETS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Size overrides for small/fast variants (tests, quick experiments); `None` = the paper's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetOptions {
+    /// Feature channels (64 in all three papers).
+    pub features: Option<i64>,
+    /// Residual blocks (EDSR, SRResNet: 16) or conv layers (DnCNN: 17).
+    pub depth: Option<usize>,
+}
+
 /// Builds the network `name` with its variables under `p`.
-pub fn build_net(name: &str, p: &nn::Path) -> Result<Box<dyn Net>> {
+pub fn build_net(name: &str, p: &nn::Path, o: &NetOptions) -> Result<Box<dyn Net>> {
+    if o.features.is_some_and(|f| f < 1) || o.depth.is_some_and(|d| d < 1) {
+        bail!("network {name}: features and depth must be positive ({o:?})");
+    }
     Ok(match name.to_ascii_lowercase().as_str() {
-        "edsr" => Box::new(edsr::Edsr::new(p, &edsr::EdsrConfig::default())),
-        "srresnet" => Box::new(srresnet::SrResNet::new(
-            p,
-            &srresnet::SrResNetConfig::default(),
-        )),
-        "dncnn" => Box::new(dncnn::DnCnn::new(p, &dncnn::DnCnnConfig::default())),
+        "edsr" => {
+            let mut c = edsr::EdsrConfig::default();
+            c.features = o.features.unwrap_or(c.features);
+            c.blocks = o.depth.unwrap_or(c.blocks);
+            Box::new(edsr::Edsr::new(p, &c))
+        }
+        "srresnet" => {
+            let mut c = srresnet::SrResNetConfig::default();
+            c.features = o.features.unwrap_or(c.features);
+            c.blocks = o.depth.unwrap_or(c.blocks);
+            Box::new(srresnet::SrResNet::new(p, &c))
+        }
+        "dncnn" => {
+            let mut c = dncnn::DnCnnConfig::default();
+            c.features = o.features.unwrap_or(c.features);
+            c.depth = o.depth.unwrap_or(c.depth).max(2);
+            Box::new(dncnn::DnCnn::new(p, &c))
+        }
         other => bail!(
             "unknown network {other:?}; known: {}",
             NETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")

@@ -115,3 +115,124 @@ pub fn run_sweep(a: &SweepArgs) -> Result<()> {
     println!("results: {}", out.join("results.md").display());
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Run folders written by `fit`/`sweep` (each with config.toml and best.safetensors).
+    #[arg(long, num_args = 1.., required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Folder of clean test images (PNG/JPEG), e.g. ../shared/datasets/CBSD68.
+    #[arg(long)]
+    pub test: PathBuf,
+    /// Output folder (per_image.csv, summary.md/csv, METRIC.svg, eval.json, images/).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Test noise sigma of 255 (denoise runs; paper: 15, 25, 50).
+    #[arg(long, default_value_t = 25.0)]
+    pub sigma: f64,
+    /// Test JPEG quality (jpeg runs; paper: 10 and 7).
+    #[arg(long, default_value_t = 10)]
+    pub quality: u8,
+    /// Downscale test images once after decoding (1 = as they are).
+    #[arg(long, default_value_t = 1.0)]
+    pub prescale: f64,
+    /// Centre-crop test images to at most this many px per side (speeds up CPU runs).
+    #[arg(long)]
+    pub max_side: Option<u32>,
+    /// Use only the first N test images (in name order).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// LPIPS: auto (when `fetch-weights` was run), on (required), off.
+    #[arg(long, default_value = "auto")]
+    pub lpips: String,
+    /// Where to compute: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Seed of the test degradations (noise).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub fn run_eval(a: &EvalArgs) -> Result<()> {
+    let lpips = match a.lpips.as_str() {
+        "auto" => None,
+        "on" => Some(true),
+        "off" => Some(false),
+        o => bail!("--lpips: expected auto, on or off, got {o:?}"),
+    };
+    let o = crate::eval::EvalOptions {
+        runs: a.runs.clone(),
+        test_dir: a.test.clone(),
+        out: a.out.clone(),
+        sigma: Some(a.sigma),
+        quality: Some(a.quality),
+        prescale: a.prescale,
+        max_side: a.max_side,
+        limit: a.limit,
+        lpips,
+        device: crate::device::parse_device(&a.device)?,
+        seed: a.seed,
+    };
+    let r = crate::eval::evaluate(&o)?;
+    print!(
+        "{}",
+        std::fs::read_to_string(a.out.join("summary.md")).unwrap_or_default()
+    );
+    println!(
+        "evaluated {} models on {} images: {}",
+        r.models.len(),
+        r.images.len(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Folder written by `eval` (with eval.json and images/).
+    #[arg(long)]
+    pub eval: PathBuf,
+    /// Bundle folder to write (bundle.json + scene folders); see docs/bundle.md.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the bundle as this .zip (for the admin page's upload form).
+    #[arg(long)]
+    pub zip: Option<PathBuf>,
+    /// Study name shown to participants and admins (default: task, net, number of losses).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Study URL name (lowercase letters, digits, '-').
+    #[arg(long)]
+    pub slug: Option<String>,
+    /// Offer the degraded input (noisy / JPEG) as a condition as well (not for SISR).
+    #[arg(long)]
+    pub include_input: bool,
+    /// Replace an existing bundle folder.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run_export(a: &ExportArgs) -> Result<()> {
+    let m = crate::bundle::export_bundle(
+        &a.eval,
+        &a.out,
+        &crate::bundle::ExportOptions {
+            name: a.name.clone(),
+            slug: a.slug.clone(),
+            include_input: a.include_input,
+            force: a.force,
+            zip: a.zip.clone(),
+        },
+    )?;
+    println!(
+        "bundle {}: {} conditions x {} scenes{}",
+        a.out.display(),
+        m.conditions.len(),
+        m.scenes.len(),
+        a.zip
+            .as_ref()
+            .map(|z| format!(", zip {}", z.display()))
+            .unwrap_or_default()
+    );
+    Ok(())
+}

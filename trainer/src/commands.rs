@@ -11,8 +11,14 @@ use crate::train::{Config, FitOptions, fit};
 #[derive(Args, Debug)]
 pub struct FitArgs {
     /// Training recipe (TOML), e.g. trainer/configs/dncnn_denoise.toml.
-    #[arg(long)]
-    pub config: PathBuf,
+    #[arg(long, required_unless_present_all = ["task", "net"])]
+    pub config: Option<PathBuf>,
+    /// Without --config: the shipped recipe `trainer/configs/{NET}_{TASK}.toml` (sisr, denoise, jpeg).
+    #[arg(long, conflicts_with = "config", requires = "net")]
+    pub task: Option<String>,
+    /// Without --config: the network of the shipped recipe (edsr, srresnet, dncnn).
+    #[arg(long, conflicts_with = "config", requires = "task")]
+    pub net: Option<String>,
     /// Override a recipe value, e.g. `--set optim.lr=1e-4 --set loss=mdf:denoising`
     /// (dotted TOML key = TOML value; repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -37,8 +43,27 @@ impl FitArgs {
         if let Some(d) = &self.device {
             sets.push(format!("run.device=\"{d}\""));
         }
-        Config::load(&self.config, &sets)
+        let path = match (&self.config, &self.task, &self.net) {
+            (Some(p), _, _) => p.clone(),
+            (None, Some(t), Some(n)) => {
+                let t = crate::data::Task::parse(t)?.name();
+                let p = configs_dir().join(format!("{}_{t}.toml", n.to_ascii_lowercase()));
+                if !p.exists() {
+                    bail!("no shipped recipe {} for --net {n} --task {t}", p.display());
+                }
+                p
+            }
+            _ => bail!("give --config FILE or --task and --net"),
+        };
+        Config::load(&path, &sets)
     }
+}
+
+/// The shipped recipes: `$JNDLAB_CONFIGS_DIR`, else `trainer/configs` in the checkout.
+pub fn configs_dir() -> PathBuf {
+    std::env::var_os("JNDLAB_CONFIGS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs"))
 }
 
 pub fn run_fit(a: &FitArgs) -> Result<()> {

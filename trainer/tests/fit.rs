@@ -193,3 +193,40 @@ fn recipes_are_checked() {
     e.run.epochs = 50;
     assert!((e.lr_at(0) - 0.1).abs() < 1e-12 && (e.lr_at(49) - 1e-4).abs() < 1e-12);
 }
+
+#[test]
+fn shipped_recipes_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let c = Config::load(&p, &["optim.lr=0.5".into()])
+                .unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+            assert_eq!(c.optim.lr, 0.5);
+            n += 1;
+        }
+    }
+    assert!(n >= 4);
+    let p = dir.join("dncnn_denoise.toml");
+    let c = Config::load(&p, &[]).unwrap();
+    // the paper's denoising recipe
+    assert_eq!(
+        (
+            c.optim.optimizer.as_str(),
+            c.optim.nesterov,
+            c.optim.weight_decay
+        ),
+        ("sgd", true, 1e-4)
+    );
+    assert_eq!((c.degrade.sigma_min, c.degrade.sigma_max), (0.0, 55.0));
+    assert!((c.lr_at(c.run.epochs - 1) - 1e-4).abs() < 1e-12);
+    let e = format!(
+        "{:#}",
+        Config::load(&p, &["optim.bogus=1".into()]).unwrap_err()
+    );
+    assert!(
+        e.contains("bogus") && e.contains("dncnn_denoise.toml"),
+        "{e}"
+    );
+}

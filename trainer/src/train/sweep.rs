@@ -158,3 +158,27 @@ pub fn write_results(dir: &Path, base: &Config, rows: &[SweepRow]) -> Result<Str
     write_atomic(&dir.join("results.md"), md.as_bytes())?;
     Ok(md)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_lambdas() {
+        assert_eq!(loss_key("l2+0.1*lpips"), "l2_0.1xlpips");
+        assert_eq!(loss_key("mdf:denoising"), "mdf-denoising");
+        assert_eq!(loss_key("mdf:/w/Ds_pink.safetensors"), "mdf-Ds_pink");
+        assert_eq!(loss_key("ms-ssim+l1"), "ms-ssim_l1");
+        let l = lambda_specs("l2+{}*vgg", &[-3, 0, 3]).unwrap();
+        assert_eq!(l, ["l2+1e-3*vgg", "l2+1e0*vgg", "l2+1e3*vgg"]);
+        assert!(lambda_specs("l2+vgg", &[0]).is_err());
+        // every lambda spec parses as a loss spec
+        let names: Vec<&str> = crate::losses::registry::LOSSES
+            .iter()
+            .map(|(n, _, _)| *n)
+            .collect();
+        for s in &l {
+            assert_eq!(crate::losses::spec::parse(s, &names).unwrap().len(), 2);
+        }
+    }
+}

@@ -24,7 +24,7 @@ fn make_images(dir: &Path, n: u32, side: u32) {
     }
 }
 
-fn recipe(data: &Path, out: &Path, name: &str, extra: &str) -> Config {
+fn recipe(data: &Path, out: &Path, name: &str) -> Config {
     let text = format!(
         r#"
 name = "{name}"
@@ -53,7 +53,6 @@ epochs = 6
 seed = 3
 out = "{}"
 device = "cpu"
-{extra}
 "#,
         data.display(),
         out.display()
@@ -66,7 +65,7 @@ fn small_dncnn_overfits_and_beats_the_noisy_input() {
     let d = tempfile::tempdir().unwrap();
     make_images(d.path(), 6, 48);
     let out = d.path().join("runs");
-    let mut c = recipe(d.path(), &out, "overfit", "");
+    let mut c = recipe(d.path(), &out, "overfit");
     c.data.batches_per_epoch = 25;
     let s = fit(&c, &FitOptions::default()).unwrap();
     let r = &s.state.records;
@@ -97,7 +96,7 @@ fn resume_equals_an_uninterrupted_run() {
     let d = tempfile::tempdir().unwrap();
     make_images(d.path(), 4, 32);
     let out = d.path().join("runs");
-    let mut c = recipe(d.path(), &out, "full", "");
+    let mut c = recipe(d.path(), &out, "full");
     c.net_options.features = Some(8);
     c.net_options.depth = Some(3);
     c.data.batches_per_epoch = 3;
@@ -154,7 +153,7 @@ fn sisr_runs_end_to_end() {
     let d = tempfile::tempdir().unwrap();
     make_images(d.path(), 3, 40);
     let out = d.path().join("runs");
-    let mut c = recipe(d.path(), &out, "sisr", "");
+    let mut c = recipe(d.path(), &out, "sisr");
     c.task = "sisr".into();
     c.net = "edsr".into();
     c.loss = "l1".into();
@@ -171,7 +170,7 @@ fn sisr_runs_end_to_end() {
 #[test]
 fn recipes_are_checked() {
     let d = tempfile::tempdir().unwrap();
-    let c = recipe(d.path(), d.path(), "x", "");
+    let c = recipe(d.path(), d.path(), "x");
     let bad = |f: &dyn Fn(&mut Config)| {
         let mut b = c.clone();
         f(&mut b);

@@ -221,8 +221,6 @@ pub fn fit(c: &Config, o: &FitOptions) -> Result<FitSummary> {
     if o.resume && !state_path.exists() {
         bail!("--resume: {} does not exist", state_path.display());
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-
     let (train, val) = load_data(c)?;
     let val_pairs = validation_pairs(c, &val)?;
     let loss = build_loss(&c.loss, &LossOptions::new(device)).context("loss")?;
@@ -234,6 +232,8 @@ pub fn fit(c: &Config, o: &FitOptions) -> Result<FitSummary> {
             loss.name()
         );
     }
+    // only now (inputs checked) does the run folder appear
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     tch::manual_seed(c.run.seed as i64);
     let mut model = Model::new(c, device)?;
     let params = count_parameters(&model.vs);

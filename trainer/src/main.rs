@@ -118,6 +118,14 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Train a restoration network from a recipe (trainer/configs/*.toml).
+    Fit(trainer::commands::FitArgs),
+    /// Train one recipe once per loss (or per lambda) and write one results table.
+    Sweep(trainer::commands::SweepArgs),
+    /// Evaluate trained runs on a test folder: per-image metrics, summary, box plots, images.
+    Eval(trainer::commands::EvalArgs),
+    /// Export an evaluation as a study bundle (docs/bundle.md) for `jndlab-app import`.
+    ExportBundle(trainer::commands::ExportArgs),
     /// List the registered losses and their spec names.
     ListLosses,
     /// Show what libtorch sees (CUDA availability, devices, threads).
@@ -250,6 +258,10 @@ fn run(cmd: Cmd) -> Result<()> {
                 println!("wrote {}", p.display());
             }
         }
+        Cmd::Fit(a) => trainer::commands::run_fit(&a)?,
+        Cmd::Sweep(a) => trainer::commands::run_sweep(&a)?,
+        Cmd::Eval(a) => trainer::commands::run_eval(&a)?,
+        Cmd::ExportBundle(a) => trainer::commands::run_export(&a)?,
         Cmd::ListLosses => {
             for (n, aliases, d) in LOSSES {
                 let a = if aliases.is_empty() {

@@ -5,5 +5,6 @@ pub mod image_io;
 pub mod losses;
 pub mod metrics;
 pub mod optimize;
+pub mod phase1;
 pub mod resample;
 pub mod weights;

@@ -118,6 +118,13 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Train task-specific MDF discriminators on one seed image (Phase 1).
+    MdfTrain(trainer::phase1::cli::MdfTrainArgs),
+    /// Seed images for mdf-train (synthetic seeds).
+    #[command(subcommand)]
+    Seed(trainer::phase1::cli::SeedCmd),
+    /// Check trained MDF weights as a loss against a reference loss on held-out images.
+    MdfEval(trainer::phase1::cli::MdfEvalArgs),
     /// List the registered losses and their spec names.
     ListLosses,
     /// Show what libtorch sees (CUDA availability, devices, threads).
@@ -250,6 +257,9 @@ fn run(cmd: Cmd) -> Result<()> {
                 println!("wrote {}", p.display());
             }
         }
+        Cmd::MdfTrain(a) => trainer::phase1::cli::run_mdf_train(a)?,
+        Cmd::Seed(c) => trainer::phase1::cli::run_seed(c)?,
+        Cmd::MdfEval(a) => trainer::phase1::cli::run_mdf_eval(a)?,
         Cmd::ListLosses => {
             for (n, aliases, d) in LOSSES {
                 let a = if aliases.is_empty() {

@@ -429,7 +429,7 @@ impl Trainer {
         Ok(())
     }
 
-    /// Writes `samples/{name}_{real,input,fake}.png` for the current scale (a fresh draw).
+    /// Writes `samples/{name}_{real,input,fake}.png` for the current scale (a fresh draw, logged).
     pub fn write_samples(&mut self, name: &str) -> Result<()> {
         let k = self.scale;
         let mut rng = Rng::for_iteration(self.cfg.seed ^ 0x5a5a, k, self.iter);
@@ -438,19 +438,12 @@ impl Trainer {
         let dir = self.work_dir.join("samples");
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let tag = match drawn {
-            Drawn::None => String::new(),
-            Drawn::Noise { sigma255 } => format!("_sigma{sigma255:.0}"),
-            Drawn::Jpeg { quality } => format!("_q{quality}"),
-        };
+        info!(sample = name, distortion = ?drawn, dir = %dir.display(), "samples");
         save_tensor(
             &to_unit(&self.pyramid[k]),
             &dir.join(format!("{name}_real.png")),
         )?;
-        save_tensor(
-            &to_unit(&input),
-            &dir.join(format!("{name}_input{tag}.png")),
-        )?;
+        save_tensor(&to_unit(&input), &dir.join(format!("{name}_input.png")))?;
         save_tensor(&to_unit(&fake), &dir.join(format!("{name}_fake.png")))?;
         Ok(())
     }

@@ -398,3 +398,31 @@ fn spearman_known_values() {
     // 1 - 6 sum d^2 / (n (n^2 - 1)): ranks (1,2,3,4,5) vs (2,1,4,3,5): sum d^2 = 4 -> 0.8.
     assert!((spearman(&[1.0, 2.0, 3.0, 4.0, 5.0], &[2.0, 1.0, 4.0, 3.0, 5.0]) - 0.8).abs() < 1e-12);
 }
+
+#[test]
+fn an_eight_scale_export_loads_as_mdf_file_spec() {
+    tch::set_num_threads(1);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Phase1Config {
+        scales: 8,
+        rho: 1.08,
+        iters: 1,
+        channels: 4,
+        max_channels: 8,
+        double_every: 4,
+        checkpoint_every: 0,
+        ..tiny(Task::Sisr)
+    };
+    let mut t = Trainer::new(cfg, &seed_image(), "x", CPU, dir.path()).unwrap();
+    assert_eq!(t.pyramid[0].size(), [1, 3, 14, 16]);
+    t.run(None).unwrap();
+    let out = dir.path().join("mdf_sisr.safetensors");
+    t.export(&out).unwrap();
+    let spec = format!("mdf:{}", out.display());
+    let loss = trainer::losses::build_loss(&spec, &trainer::losses::LossOptions::new(CPU)).unwrap();
+    let x = pink_noise(32, 32, 4);
+    let y = (&x + 0.05).clamp(0.0, 1.0);
+    let v = loss.forward(&y, &x).unwrap().double_value(&[]);
+    assert!(v.is_finite() && v > 0.0, "{v}");
+    assert!(loss.forward(&x, &x).unwrap().double_value(&[]) < 1e-12);
+}

@@ -32,8 +32,10 @@ pub struct MdfTrainArgs {
     /// Folder for checkpoint, CSV log and sample PNGs (default: OUTPUT without extension + ".run").
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
-    /// TOML file with settings (field names as these flags with '_', e.g. `iters = 3000`);
-    /// flags override it.
+    /// TOML file with settings, e.g. `task = "jpeg"`, `iters = 3000` (fields: task scales rho iters
+    /// d_steps g_steps lr_g lr_d beta1 beta2 lr_drop_at lr_drop gp_weight alpha channels
+    /// max_channels double_every sigma_max jpeg_q_min jpeg_q_max seed checkpoint_every
+    /// sample_every); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Continue the run in --work-dir from its checkpoint (its settings are used).

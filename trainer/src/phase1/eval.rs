@@ -253,10 +253,15 @@ impl EvalResult {
                 .unzip();
             all_o.extend(&fo);
             all_r.extend(&fr);
+            let within = idx
+                .iter()
+                .map(|&i| spearman(&self.ours[i], &self.reference[i]))
+                .sum::<f64>()
+                / idx.len() as f64;
             let yn = |b: bool| if b { "yes" } else { "no" };
             let _ = writeln!(
                 s,
-                "| {fam} | {} / {} | {}/{n} / {}/{n} | {:.3} |",
+                "| {fam} | {} / {} | {}/{n} / {}/{n} | {:.3} | {within:.3} |",
                 yn(mono(&self.ours)),
                 yn(mono(&self.reference)),
                 per_img(&self.ours),
@@ -265,7 +270,7 @@ impl EvalResult {
                 n = self.images.len()
             );
         }
-        let _ = writeln!(s, "| all | | | {:.3} |", spearman(&all_o, &all_r));
+        let _ = writeln!(s, "| all | | | {:.3} | |", spearman(&all_o, &all_r));
         s
     }
 

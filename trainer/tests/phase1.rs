@@ -426,3 +426,50 @@ fn an_eight_scale_export_loads_as_mdf_file_spec() {
     assert!(v.is_finite() && v > 0.0, "{v}");
     assert!(loss.forward(&x, &x).unwrap().double_value(&[]) < 1e-12);
 }
+
+#[test]
+fn settings_and_grid_errors_name_the_field() {
+    use trainer::phase1::cli::parse_grid;
+    use trainer::phase1::eval::Distort;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p1.toml");
+    std::fs::write(&p, "task = \"jpeg\"\niters = 10\n").unwrap();
+    let c = Phase1Config::from_toml(&p).unwrap();
+    assert_eq!(
+        (c.task, c.iters, c.scales, c.alpha),
+        (Task::Jpeg, 10, 8, 100.0)
+    );
+    std::fs::write(&p, "task = \"jpeg\"\nitres = 10\n").unwrap();
+    let e = format!("{:#}", Phase1Config::from_toml(&p).unwrap_err());
+    assert!(e.contains("p1.toml") && e.contains("itres"), "{e}");
+    let bad = Phase1Config {
+        jpeg_q_min: 12,
+        ..Default::default()
+    };
+    assert!(
+        bad.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("jpeg_q_min")
+    );
+    assert!(Task::parse("deblur").is_err());
+    assert_eq!(
+        parse_grid("noise:5,25; jpeg:10 ;bicubic:2").unwrap(),
+        [
+            Distort::Noise(5.0),
+            Distort::Noise(25.0),
+            Distort::Jpeg(10),
+            Distort::Bicubic(2)
+        ]
+    );
+    assert!(
+        parse_grid("blur:2")
+            .unwrap_err()
+            .to_string()
+            .contains("blur")
+    );
+    assert!(parse_grid("jpeg:x").is_err());
+    // LR schedule: x0.1 from 80 % of the iterations.
+    let d = Phase1Config::default();
+    assert_eq!((d.lr_factor(2399), d.lr_factor(2400)), (1.0, 0.1));
+}

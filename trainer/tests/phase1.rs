@@ -473,3 +473,44 @@ fn settings_and_grid_errors_name_the_field() {
     let d = Phase1Config::default();
     assert_eq!((d.lr_factor(2399), d.lr_factor(2400)), (1.0, 0.1));
 }
+
+#[test]
+fn eval_table_is_well_formed() {
+    use trainer::losses::{LossOptions, build_loss};
+    use trainer::phase1::eval::{Distort, EvalSpec, evaluate};
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("a.png");
+    trainer::image_io::save_tensor(&pink_noise(30, 30, 8), &img).unwrap();
+    let images = vec![img];
+    let grid = [
+        Distort::Noise(5.0),
+        Distort::Noise(30.0),
+        Distort::Bicubic(2),
+    ];
+    let (l1, l2) = (
+        build_loss("l1", &LossOptions::new(CPU)).unwrap(),
+        build_loss("l2", &LossOptions::new(CPU)).unwrap(),
+    );
+    let spec = EvalSpec {
+        images: &images,
+        grid: &grid,
+        crop: 24,
+        seed: 0,
+        device: CPU,
+    };
+    let r = evaluate(l1.as_ref(), l2.as_ref(), &spec, || {}).unwrap();
+    let md = r.markdown();
+    // Every table row has as many cells as its header.
+    for table in md.split("\n\n").filter(|t| t.contains('|')) {
+        let cells: Vec<usize> = table
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .map(|l| l.matches('|').count())
+            .collect();
+        assert!(cells.iter().all(|&c| c == cells[0]), "{table}");
+    }
+    // L1 and L2 both grow with the noise sigma.
+    assert!(r.ours[1][0] > r.ours[0][0] && r.reference[1][0] > r.reference[0][0]);
+    assert!(md.contains("| noise | yes / yes |"), "{md}");
+    assert_eq!(r.csv().lines().count(), 1 + 3);
+}

@@ -225,9 +225,9 @@ impl EvalResult {
         }
         let _ = writeln!(
             s,
-            "\n| family | mean monotonic in strength (ours / reference) | images with per-image monotonic loss (ours / reference) | Spearman ours vs reference over (image, strength) |"
+            "\n| family | mean monotonic in strength (ours / reference) | images with per-image monotonic loss (ours / reference) | Spearman ours vs reference over (image, strength) | mean Spearman within a strength (over images) |"
         );
-        let _ = writeln!(s, "|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|");
         let (mut all_o, mut all_r) = (Vec::new(), Vec::new());
         for fam in self.families() {
             let idx: Vec<usize> = (0..self.grid.len())

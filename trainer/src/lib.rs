@@ -10,6 +10,7 @@ pub mod losses;
 pub mod metrics;
 pub mod nets;
 pub mod optimize;
+pub mod phase1;
 pub mod resample;
 pub mod summary;
 pub mod train;

@@ -126,6 +126,13 @@ enum Cmd {
     Eval(trainer::commands::EvalArgs),
     /// Export an evaluation as a study bundle (docs/bundle.md) for `jndlab-app import`.
     ExportBundle(trainer::commands::ExportArgs),
+    /// Train task-specific MDF discriminators on one seed image (Phase 1).
+    MdfTrain(trainer::phase1::cli::MdfTrainArgs),
+    /// Seed images for mdf-train (synthetic seeds).
+    #[command(subcommand)]
+    Seed(trainer::phase1::cli::SeedCmd),
+    /// Check trained MDF weights as a loss against a reference loss on held-out images.
+    MdfEval(trainer::phase1::cli::MdfEvalArgs),
     /// List the registered losses and their spec names.
     ListLosses,
     /// Show what libtorch sees (CUDA availability, devices, threads).
@@ -262,6 +269,9 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Sweep(a) => trainer::commands::run_sweep(&a)?,
         Cmd::Eval(a) => trainer::commands::run_eval(&a)?,
         Cmd::ExportBundle(a) => trainer::commands::run_export(&a)?,
+        Cmd::MdfTrain(a) => trainer::phase1::cli::run_mdf_train(a)?,
+        Cmd::Seed(c) => trainer::phase1::cli::run_seed(c)?,
+        Cmd::MdfEval(a) => trainer::phase1::cli::run_mdf_eval(a)?,
         Cmd::ListLosses => {
             for (n, aliases, d) in LOSSES {
                 let a = if aliases.is_empty() {

@@ -24,6 +24,8 @@ if [ -d trainer ]; then
 fi
 
 if [ -d app ]; then
+  step "PostgreSQL (the app's tests run on SQLite and on PostgreSQL) and nginx"
+  bash scripts/setup-postgres.sh
   step "browser and WASM build of the app"
   bash scripts/setup-browser.sh
   bash scripts/build-app.sh

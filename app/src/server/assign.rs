@@ -554,7 +554,8 @@ pub async fn answer(
         .await?
         .ok_or_else(|| anyhow!("no HIT {key} in study {slug}"))?;
     let now = db::now_ms();
-    let mut tx = db::begin_write(db).await?;
+    // Locks the HIT (and records the participant's activity) before reading its trials.
+    let mut tx = db::begin_hit(db, hit.id, now).await?;
     let trial: TrialRec = sqlx::query_as(
         "SELECT id, kind, reference_image_id, left_image_id, right_image_id, correct_side, answer FROM trials \
          WHERE id = $1 AND hit_id = $2",
@@ -607,11 +608,6 @@ pub async fn answer(
                 .await?;
         }
     }
-    sqlx::query("UPDATE hits SET last_seen_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(hit.id)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     let hit = find_hit(db, study.id, key)
         .await?

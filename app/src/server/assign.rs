@@ -9,6 +9,7 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 
 use super::db::{self, Db};
+use super::fault::Conflict;
 use super::study::{self, Study, StudyState};
 use crate::api::{Completion, Entry, EntryParams, HitView, ImgView, MTURK_PREVIEW, TrialView};
 
@@ -536,8 +537,8 @@ async fn plan(
     Ok(planned)
 }
 
-/// Stores an answer. Idempotent: repeating an answer (double click, network retry) changes nothing, and
-/// the first answer to a trial is final. A wrong answer to an attention check excludes the HIT.
+/// Stores an answer. Idempotent: repeating an answer (double click, network retry) changes nothing; the
+/// first answer to a trial is final (a different one is refused as a [`Conflict`]), and so is a finished HIT. A wrong answer to an attention check excludes the HIT.
 pub async fn answer(
     db: &Db,
     slug: &str,
@@ -565,6 +566,26 @@ pub async fn answer(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| anyhow!("trial {trial_id} is not part of this HIT"))?;
+    match trial.answer.as_deref() {
+        // A repeat of the stored answer (double click, network retry) is harmless and changes nothing.
+        Some(a) if a == side => {}
+        Some(_) if hit.status == "completed" => {
+            return Err(Conflict(format!(
+                "this HIT is finished: trial {trial_id} was already answered and cannot be changed"
+            ))
+            .into());
+        }
+        Some(_) => {
+            return Err(Conflict(format!(
+                "trial {trial_id} was already answered; the first answer is final"
+            ))
+            .into());
+        }
+        None if hit.status == "completed" => {
+            return Err(Conflict("this HIT is finished".into()).into());
+        }
+        None => {}
+    }
     if trial.answer.is_none() {
         let chosen_image = if side == "left" {
             trial.left_image_id

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bundle;
 pub mod db;
 pub mod demo;
+pub mod fault;
 pub mod study;
 pub mod web;
 

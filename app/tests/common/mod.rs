@@ -7,6 +7,7 @@ use app::api::EntryParams;
 use app::server::{bundle, db, study};
 use image::{Rgb, RgbImage};
 
+pub mod http;
 pub mod pg;
 
 pub struct TestDb {

@@ -21,12 +21,15 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
         sqlx::Error::Database(d) => {
             let code = d.code().map(|c| c.to_string()).unwrap_or_default();
-            if let Ok(n) = code.parse::<i64>() {
-                return matches!(n & 0xff, 8 | 10 | 13 | 14);
+            if code.len() == 5 {
+                // PostgreSQL SQLSTATE (always five characters).
+                return matches!(code.as_str(), "53100" | "53200" | "53300" | "25006")
+                    || code.starts_with("57P0")
+                    || code.starts_with("08");
             }
-            matches!(code.as_str(), "53100" | "53200" | "53300" | "25006")
-                || code.starts_with("57P0")
-                || code.starts_with("08")
+            // SQLite (extended) result code: the primary code is the low byte.
+            code.parse::<i64>()
+                .is_ok_and(|n| matches!(n & 0xff, 8 | 10 | 13 | 14))
         }
         _ => false,
     }

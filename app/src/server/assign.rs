@@ -164,8 +164,22 @@ async fn find_hit(db: &Db, study_id: i64, key: &str) -> anyhow::Result<Option<Hi
     .await?)
 }
 
+/// The images shown in one HIT's trials.
+async fn hit_images(db: &Db, hit_id: i64) -> anyhow::Result<HashMap<i64, ImageRec>> {
+    let rows: Vec<ImageRec> = sqlx::query_as(
+        "SELECT id, scene_id, condition_id, width, height FROM images WHERE id IN ( \
+           SELECT reference_image_id FROM trials WHERE hit_id = $1 UNION \
+           SELECT left_image_id FROM trials WHERE hit_id = $1 UNION \
+           SELECT right_image_id FROM trials WHERE hit_id = $1)",
+    )
+    .bind(hit_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+}
+
 async fn hit_view(db: &Db, study: &Study, hit: &HitRec) -> anyhow::Result<HitView> {
-    let imgs = images(db, study.id).await?;
+    let imgs = hit_images(db, hit.id).await?;
     let trials: Vec<TrialRec> = sqlx::query_as(
         "SELECT id, kind, reference_image_id, left_image_id, right_image_id, correct_side, answer FROM trials \
          WHERE hit_id = $1 ORDER BY position",

@@ -9,11 +9,12 @@ use axum::http::StatusCode;
 pub struct Conflict(pub String);
 
 /// What participants and admins are told when the database refuses writes.
-pub const UNAVAILABLE: &str = "The database is unavailable right now (read-only or full); nothing was saved. \
-     Please try again in a moment.";
+pub const UNAVAILABLE: &str = "The database is unavailable right now (read-only, full or overloaded); nothing \
+     was saved. Please try again in a moment.";
 
-/// Whether this database error means "cannot write now" rather than a bug: SQLite READONLY (8), IOERR (10),
-/// FULL (13), CANTOPEN (14) (extended codes included); PostgreSQL disk_full (53100), out of memory
+/// Whether this database error means "cannot write now" rather than a bug: SQLite BUSY (5) and LOCKED (6)
+/// (the busy time-out ran out under load), READONLY (8), IOERR (10), FULL (13), CANTOPEN (14) (extended
+/// codes included); PostgreSQL disk_full (53100), out of memory
 /// (53200), too many connections (53300), read_only_sql_transaction (25006), admin shutdown (57P0x) and
 /// connection failures (08xxx); and lost connections or pool time-outs.
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
@@ -29,7 +30,7 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
             }
             // SQLite (extended) result code: the primary code is the low byte.
             code.parse::<i64>()
-                .is_ok_and(|n| matches!(n & 0xff, 8 | 10 | 13 | 14))
+                .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
         }
         _ => false,
     }

@@ -2,7 +2,8 @@
 # The app's load benchmark (BENCHMARKS.md "app II: load"): the demo study served by `jndlab-app serve` on
 # SQLite and on PostgreSQL (a private cluster started here), and a static file from nginx as the ceiling;
 # `jndlab-load` runs 50, 200 and 1000 concurrent participants against each. Everything runs on this machine
-# and is torn down at the end.   bash scripts/load-bench.sh [PARTICIPANTS...]
+# and is torn down at the end.   [THINK_MS=1000] bash scripts/load-bench.sh [PARTICIPANTS...]
+# THINK_MS: each participant's pause between answers (default 0: back to back, the hardest case).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -38,7 +39,7 @@ run_app() { # label port extra-args...
 run_app sqlite 3101 --db "$W/sqlite.db"
 for n in "${COUNTS[@]}"; do
   echo "== SQLite, $n participants"
-  "$BIN/jndlab-load" --url http://127.0.0.1:3101 --study demo -n "$n" --run "sq$n" --db "$W/sqlite.db"
+  "$BIN/jndlab-load" --url http://127.0.0.1:3101 --study demo -n "$n" --think-ms "${THINK_MS:-0}" --run "sq$n" --db "$W/sqlite.db"
 done
 
 # PostgreSQL (private cluster on loopback)
@@ -50,7 +51,7 @@ PGURL=postgres://postgres@127.0.0.1:3199/postgres
 run_app pg 3102 --database-url "$PGURL"
 for n in "${COUNTS[@]}"; do
   echo "== PostgreSQL, $n participants"
-  "$BIN/jndlab-load" --url http://127.0.0.1:3102 --study demo -n "$n" --run "pg$n" --database-url "$PGURL"
+  "$BIN/jndlab-load" --url http://127.0.0.1:3102 --study demo -n "$n" --think-ms "${THINK_MS:-0}" --run "pg$n" --database-url "$PGURL"
 done
 
 # nginx static file: the ceiling (a file the size of the study page).

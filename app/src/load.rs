@@ -44,6 +44,10 @@ struct Cli {
     /// Ceiling mode: GET this path (e.g. /static.html from nginx) `--requests-per-client` times per client.
     #[arg(long)]
     static_path: Option<String>,
+    /// Think time between a participant's answers in ms (0: answer back to back, the hardest case; people
+    /// take seconds per trial).
+    #[arg(long, default_value_t = 0)]
+    think_ms: u64,
     /// Requests per client in ceiling mode (about the requests of one HIT).
     #[arg(long, default_value_t = 12)]
     requests_per_client: usize,
@@ -71,6 +75,7 @@ async fn one_participant(
     slug: String,
     run: String,
     i: usize,
+    think: Duration,
     bar: ProgressBar,
 ) -> Samples {
     let mut s = Samples::default();
@@ -88,6 +93,11 @@ async fn one_participant(
         }
     };
     for tr in &hit.trials {
+        if !think.is_zero() {
+            // Spread the first answers out as real arrivals are, then a steady pace.
+            let jitter = (i as u64 * 7919 + tr.id as u64) % think.as_millis().max(1) as u64;
+            tokio::time::sleep(think / 2 + Duration::from_millis(jitter)).await;
+        }
         let side = if (tr.id + i as i64) % 2 == 0 {
             "left"
         } else {
@@ -183,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
             cli.study.clone(),
             cli.run.clone(),
             i,
+            Duration::from_millis(cli.think_ms),
             bar.clone(),
         )));
     }
@@ -202,9 +213,10 @@ async fn main() -> anyhow::Result<()> {
         _ => None,
     };
     println!(
-        "{} participants: {} answers in {secs:.2} s = {:.0} answers/s; answer POST p50 {:.1} ms p99 {:.1} ms; \
+        "{} participants (think {} ms): {} answers in {secs:.2} s = {:.0} answers/s; answer POST p50 {:.1} ms p99 {:.1} ms; \
          study page p50 {:.1} ms p99 {:.1} ms; errors {}; lost answers {}",
         cli.participants,
+        cli.think_ms,
         all.acked.len(),
         all.acked.len() as f64 / secs,
         pct(&mut all.answer, 0.5),

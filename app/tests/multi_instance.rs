@@ -7,12 +7,31 @@ mod common;
 
 use std::collections::HashMap;
 
-use app::server::{assign, db};
+use app::server::{assign, db, fault};
+use axum::http::StatusCode;
 use common::*;
 
 on_both_backends!(two_instances_many_participants);
 
 const PARTICIPANTS: usize = 40;
+
+/// What a client does with a 503 ("database busy, try again"): try again. Any other error is returned.
+/// (On a heavily loaded machine SQLite's busy time-out can run out while 40 writers queue.)
+async fn retry<T, F, Fut>(f: F) -> anyhow::Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    for _ in 0..20 {
+        match f().await {
+            Err(e) if fault::classify(&e).0 == StatusCode::SERVICE_UNAVAILABLE => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            other => return other,
+        }
+    }
+    f().await
+}
 
 async fn two_instances_many_participants(t: TestDb) {
     let s = live_study(&t, 4, 3, |x| {
@@ -28,12 +47,15 @@ async fn two_instances_many_participants(t: TestDb) {
         let slug = s.slug.clone();
         tasks.push(tokio::spawn(async move {
             let params = mturk(&format!("A{p}"), &format!("W{p}"));
-            let hit = assign::start(&instances[p % 2], &slug, &params).await?;
+            let hit = retry(|| assign::start(&instances[p % 2], &slug, &params)).await?;
             let mut stored = Vec::new();
             // Answers alternate between the instances, as a load balancer without sticky sessions would.
             for (i, tr) in hit.trials.iter().enumerate() {
                 let side = if (p + i) % 3 == 0 { "left" } else { "right" };
-                assign::answer(&instances[(p + i) % 2], &slug, &hit.key, tr.id, side, 700).await?;
+                retry(|| {
+                    assign::answer(&instances[(p + i) % 2], &slug, &hit.key, tr.id, side, 700)
+                })
+                .await?;
                 stored.push((tr.id, side.to_string()));
             }
             anyhow::Ok(stored)

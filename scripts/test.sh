@@ -38,7 +38,8 @@ wait_bg() { # wait_bg NAME: wait for a background step; on failure show its log 
 }
 step "set-up in the background"
 if [ -d trainer ]; then bg torch-venv bash scripts/setup-torch.sh; fi
-if [ -d app ]; then bg system-packages bash scripts/setup-browser.sh; fi
+# One apt job at a time: Chromium for the browser tests, PostgreSQL (the app's tests run on both databases), nginx.
+if [ -d app ]; then bg system-packages bash -c 'bash scripts/setup-browser.sh && bash scripts/setup-postgres.sh'; fi
 
 step "formatting"
 cargo fmt --all --check

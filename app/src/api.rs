@@ -90,10 +90,20 @@ fn db() -> Result<crate::server::AppState, ServerFnError> {
         .ok_or_else(|| ServerFnError::new("no database in context"))
 }
 
+/// A refused or failed participant request: the HTTP status says which (4xx bad input, 409 conflict, 503
+/// database unavailable, 500 bug) and the message why.
 #[cfg(feature = "ssr")]
 fn user_error(e: anyhow::Error) -> ServerFnError {
-    tracing::info!("participant request refused: {e:#}");
-    ServerFnError::new(format!("{e:#}"))
+    let (status, message) = crate::server::fault::classify(&e);
+    if status.is_server_error() {
+        tracing::error!("participant request failed ({status}): {e:#}");
+    } else {
+        tracing::info!("participant request refused ({status}): {e:#}");
+    }
+    if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
+        opts.set_status(status);
+    }
+    ServerFnError::new(message)
 }
 
 /// Looks up the study and any HIT of this assignment. Records nothing.

@@ -25,6 +25,10 @@ struct Cli {
         global = true
     )]
     db: PathBuf,
+    /// PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DB); when set it is used instead of --db, so several
+    /// app instances can share one database behind a load balancer.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    database_url: Option<String>,
     /// Folder for imported images (studies/{id}/...).
     #[arg(
         long,
@@ -217,7 +221,24 @@ async fn find_study(pool: &db::Db, key: &str) -> anyhow::Result<study::Study> {
     )
 }
 
+/// The PostgreSQL database of `--database-url`, else the SQLite file of `--db`.
+async fn open_db(target: &(Option<String>, PathBuf)) -> anyhow::Result<db::Db> {
+    match target.0.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => db::connect(url).await,
+        None => db::open(&target.1).await,
+    }
+}
+
+/// Where the data lives, for messages (passwords left out).
+fn db_label(target: &(Option<String>, PathBuf)) -> String {
+    match target.0.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => db::redact(url),
+        None => target.1.display().to_string(),
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let target = (cli.database_url.clone(), cli.db.clone());
     match cli.command {
         Command::Export {
             study: key,
@@ -228,7 +249,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             replicates,
             seed,
         } => {
-            let pool = db::open(&cli.db).await?;
+            let pool = open_db(&target).await?;
             let s = find_study(&pool, &key).await?;
             let opts = ResultsOptions {
                 observer,
@@ -286,7 +307,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             force,
         } => {
             use app::server::simulate::{self, Behaviour};
-            let pool = db::open(&cli.db).await?;
+            let pool = open_db(&target).await?;
             let s = find_study(&pool, &key).await?;
             if s.synthetic == 0 && !force {
                 anyhow::bail!(
@@ -329,7 +350,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { command } => {
-            let pool = db::open(&cli.db).await?;
+            let pool = open_db(&target).await?;
             match command {
                 TokenCommand::Create { label } => {
                     let t = tokens::create(&pool, &label, "cli").await?;
@@ -363,7 +384,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import { path, live } => {
-            let pool = db::open(&cli.db).await?;
+            let pool = open_db(&target).await?;
             let imp = import(&pool, &cli.data_dir, &path, live).await?;
             println!(
                 "imported {} as study \"{}\" (id {}): {} conditions, {} scenes, {} pair-and-scene items; state {}",
@@ -378,7 +399,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::State { slug, state } => {
-            let pool = db::open(&cli.db).await?;
+            let pool = open_db(&target).await?;
             let s = study::by_slug(&pool, &slug)
                 .await?
                 .with_context(|| format!("no study \"{slug}\""))?;
@@ -389,7 +410,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin {
             command: AdminCommand::Create { username, password },
         } => {
-            let pool = db::open(&cli.db).await?;
+            let pool = open_db(&target).await?;
             let generated = password.is_none();
             let password = password.unwrap_or_else(|| db::random_token(16));
             auth::create_admin(&pool, &username, &password).await?;
@@ -413,7 +434,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     site_root.display()
                 );
             }
-            let pool = db::open(&cli.db).await?;
+            let pool = open_db(&target).await?;
             let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
             let mut demo_slug = None;
             if demo {
@@ -438,7 +459,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             println!(
                 "jndlab study platform listening on http://{addr}  (database {})",
-                cli.db.display()
+                db_label(&target)
             );
             if let Some(slug) = demo_slug {
                 println!("  participant URL (demo study, SYNTHETIC images): {public_url}/s/{slug}");

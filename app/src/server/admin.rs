@@ -5,7 +5,10 @@
 use std::fmt::Write as _;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Form, Multipart, Path, State};
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, Multipart, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -15,6 +18,7 @@ use super::AppState;
 use super::auth::{self, SESSION_COOKIE, Session};
 use super::bundle;
 use super::db;
+use super::fault;
 use super::study::{self, StudySettings, StudyState};
 
 const LOGIN_CSRF_COOKIE: &str = "jndlab_login_csrf";
@@ -89,8 +93,13 @@ fn set_cookie(st: &AppState, name: &str, value: &str, max_age: i64) -> HeaderVal
     .expect("cookie is ascii")
 }
 
+/// A failed admin request: 503 when the database cannot take writes now, else 500 with the cause.
 pub(crate) fn internal(e: anyhow::Error) -> Response {
     tracing::error!("admin request failed: {e:#}");
+    let (status, message) = fault::classify(&e);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        return (status, message).into_response();
+    }
     (
         StatusCode::INTERNAL_SERVER_ERROR,
         format!("internal error: {e:#}"),
@@ -111,13 +120,22 @@ pub(crate) async fn require(st: &AppState, headers: &HeaderMap) -> Result<Sessio
     }
 }
 
-/// Like `require`, and checks the form's CSRF token.
-pub(crate) async fn require_csrf(
-    st: &AppState,
-    headers: &HeaderMap,
-    csrf: &str,
-) -> Result<Session, Response> {
-    let s = require(st, headers).await?;
+/// For state-changing requests: the logged-in admin (401 without a session, no redirect: a POST is never
+/// replayed after logging in).
+async fn require_post(st: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+    match require(st, headers).await {
+        Err(r) if r.status().is_redirection() => Err((
+            StatusCode::UNAUTHORIZED,
+            "not logged in (or the session expired): log in at /admin/login and try again",
+        )
+            .into_response()),
+        other => other,
+    }
+}
+
+/// Like `require_post`, and checks the form's CSRF token.
+pub(crate) async fn require_csrf(st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Session, Response> {
+    let s = require_post(st, headers).await?;
     if !s.csrf_ok(csrf) {
         return Err((
             StatusCode::FORBIDDEN,
@@ -161,9 +179,26 @@ struct LoginForm {
 
 async fn login(
     State(st): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
+    let ip = peer.map(|p| p.0.0.ip().to_string()).unwrap_or_default();
+    if let Err(wait) = auth::LOGIN_LIMIT.check(&ip, &f.username) {
+        let mut r = (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many failed logins for \"{}\" from this address: try again in {} s",
+                f.username,
+                wait.as_secs().max(1)
+            ),
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     if cookie(&headers, LOGIN_CSRF_COOKIE).as_deref() != Some(f.csrf.as_str()) || f.csrf.is_empty()
     {
         let mut r = login_form(&st, Some("Your login form expired; please try again."));
@@ -172,6 +207,7 @@ async fn login(
     }
     match auth::login(&st.db, &f.username, &f.password).await {
         Ok(Some(token)) => {
+            auth::LOGIN_LIMIT.succeeded(&ip, &f.username);
             let mut r = Redirect::to("/admin").into_response();
             r.headers_mut().append(
                 header::SET_COOKIE,
@@ -180,6 +216,7 @@ async fn login(
             r
         }
         Ok(None) => {
+            auth::LOGIN_LIMIT.failed(&ip, &f.username);
             let mut r = login_form(&st, Some("Wrong user name or password."));
             *r.status_mut() = StatusCode::UNAUTHORIZED;
             r
@@ -267,7 +304,7 @@ async fn studies_view(st: &AppState, s: &Session, message: Option<(bool, String)
 }
 
 async fn import(State(st): State<AppState>, headers: HeaderMap, mut mp: Multipart) -> Response {
-    let s = match require(&st, &headers).await {
+    let s = match require_post(&st, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };

@@ -9,6 +9,7 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 
 use super::db::{self, Db};
+use super::fault::Conflict;
 use super::study::{self, Study, StudyState};
 use crate::api::{Completion, Entry, EntryParams, HitView, ImgView, MTURK_PREVIEW, TrialView};
 
@@ -163,8 +164,22 @@ async fn find_hit(db: &Db, study_id: i64, key: &str) -> anyhow::Result<Option<Hi
     .await?)
 }
 
+/// The images shown in one HIT's trials.
+async fn hit_images(db: &Db, hit_id: i64) -> anyhow::Result<HashMap<i64, ImageRec>> {
+    let rows: Vec<ImageRec> = sqlx::query_as(
+        "SELECT id, scene_id, condition_id, width, height FROM images WHERE id IN ( \
+           SELECT reference_image_id FROM trials WHERE hit_id = $1 UNION \
+           SELECT left_image_id FROM trials WHERE hit_id = $1 UNION \
+           SELECT right_image_id FROM trials WHERE hit_id = $1)",
+    )
+    .bind(hit_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+}
+
 async fn hit_view(db: &Db, study: &Study, hit: &HitRec) -> anyhow::Result<HitView> {
-    let imgs = images(db, study.id).await?;
+    let imgs = hit_images(db, hit.id).await?;
     let trials: Vec<TrialRec> = sqlx::query_as(
         "SELECT id, kind, reference_image_id, left_image_id, right_image_id, correct_side, answer FROM trials \
          WHERE hit_id = $1 ORDER BY position",
@@ -536,8 +551,8 @@ async fn plan(
     Ok(planned)
 }
 
-/// Stores an answer. Idempotent: repeating an answer (double click, network retry) changes nothing, and
-/// the first answer to a trial is final. A wrong answer to an attention check excludes the HIT.
+/// Stores an answer. Idempotent: repeating an answer (double click, network retry) changes nothing; the
+/// first answer to a trial is final (a different one is refused as a [`Conflict`]), and so is a finished HIT. A wrong answer to an attention check excludes the HIT.
 pub async fn answer(
     db: &Db,
     slug: &str,
@@ -554,7 +569,8 @@ pub async fn answer(
         .await?
         .ok_or_else(|| anyhow!("no HIT {key} in study {slug}"))?;
     let now = db::now_ms();
-    let mut tx = db::begin_write(db).await?;
+    // Locks the HIT (and records the participant's activity) before reading its trials.
+    let mut tx = db::begin_hit(db, hit.id, now).await?;
     let trial: TrialRec = sqlx::query_as(
         "SELECT id, kind, reference_image_id, left_image_id, right_image_id, correct_side, answer FROM trials \
          WHERE id = $1 AND hit_id = $2",
@@ -564,6 +580,26 @@ pub async fn answer(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| anyhow!("trial {trial_id} is not part of this HIT"))?;
+    match trial.answer.as_deref() {
+        // A repeat of the stored answer (double click, network retry) is harmless and changes nothing.
+        Some(a) if a == side => {}
+        Some(_) if hit.status == "completed" => {
+            return Err(Conflict(format!(
+                "this HIT is finished: trial {trial_id} was already answered and cannot be changed"
+            ))
+            .into());
+        }
+        Some(_) => {
+            return Err(Conflict(format!(
+                "trial {trial_id} was already answered; the first answer is final"
+            ))
+            .into());
+        }
+        None if hit.status == "completed" => {
+            return Err(Conflict("this HIT is finished".into()).into());
+        }
+        None => {}
+    }
     if trial.answer.is_none() {
         let chosen_image = if side == "left" {
             trial.left_image_id
@@ -607,11 +643,6 @@ pub async fn answer(
                 .await?;
         }
     }
-    sqlx::query("UPDATE hits SET last_seen_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(hit.id)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     let hit = find_hit(db, study.id, key)
         .await?

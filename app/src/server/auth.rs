@@ -1,6 +1,10 @@
 //! Admin accounts (argon2-hashed passwords), login sessions (random token in an HttpOnly SameSite=Strict
 //! cookie, stored hashed) and per-session CSRF tokens for every state-changing form.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
 use anyhow::{anyhow, bail};
 use argon2::Argon2;
 use argon2::password_hash::{
@@ -129,4 +133,45 @@ impl Session {
             .await?;
         Ok(())
     }
+}
+
+/// Failed logins allowed per (client address, user name) within [`LOGIN_WINDOW`] before 429.
+pub const MAX_FAILED_LOGINS: u32 = 5;
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Login brute-force limiter: counts failed logins per (client address, user name) in a sliding window of
+/// [`LOGIN_WINDOW`] from the first failure. Per process (each app instance limits on its own).
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<(String, String), (u32, Instant)>>,
+}
+
+pub static LOGIN_LIMIT: LazyLock<LoginLimiter> = LazyLock::new(|| LoginLimiter {
+    failures: Mutex::new(HashMap::new()),
+});
+
+impl LoginLimiter {
+    /// Ok, or how long to wait.
+    pub fn check(&self, ip: &str, user: &str) -> Result<(), Duration> {
+        let mut m = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        m.retain(|_, (_, since)| now.duration_since(*since) < LOGIN_WINDOW);
+        match m.get(&key(ip, user)) {
+            Some((n, since)) if *n >= MAX_FAILED_LOGINS => {
+                Err(LOGIN_WINDOW.saturating_sub(now.duration_since(*since)))
+            }
+            _ => Ok(()),
+        }
+    }
+    pub fn failed(&self, ip: &str, user: &str) {
+        let mut m = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(key(ip, user)).or_insert((0, Instant::now())).0 += 1;
+    }
+    pub fn succeeded(&self, ip: &str, user: &str) {
+        let mut m = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        m.remove(&key(ip, user));
+    }
+}
+
+fn key(ip: &str, user: &str) -> (String, String) {
+    (ip.to_string(), user.chars().take(64).collect())
 }

@@ -76,6 +76,30 @@ pub struct SettingsSpec {
     pub max_hits_per_worker: Option<i64>,
 }
 
+/// Caps that keep a hostile upload (zip bomb, huge image) from exhausting memory or disk.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Entries in a zip archive.
+    pub max_files: usize,
+    /// Uncompressed bytes of one file.
+    pub max_file_bytes: u64,
+    /// Uncompressed bytes of all files read from one bundle.
+    pub max_total_bytes: u64,
+    /// Width x height of one image.
+    pub max_pixels: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_files: 20_000,
+            max_file_bytes: 64 << 20,
+            max_total_bytes: 2 << 30,
+            max_pixels: 40_000_000,
+        }
+    }
+}
+
 /// Where bundle files come from: a folder or a zip archive.
 pub enum Source {
     Dir(PathBuf),
@@ -83,6 +107,9 @@ pub enum Source {
         label: String,
         archive: Box<zip::ZipArchive<Cursor<Vec<u8>>>>,
         prefix: String,
+        limits: Limits,
+        /// Uncompressed bytes read so far.
+        total: u64,
     },
 }
 
@@ -100,8 +127,24 @@ impl Source {
     /// A zip archive held in memory (`label` names it in error messages). `bundle.json` may sit at the
     /// archive root or inside one top-level folder.
     pub fn zip(label: String, bytes: Vec<u8>) -> anyhow::Result<Source> {
+        Source::zip_with_limits(label, bytes, Limits::default())
+    }
+
+    /// [`Source::zip`] with explicit caps.
+    pub fn zip_with_limits(
+        label: String,
+        bytes: Vec<u8>,
+        limits: Limits,
+    ) -> anyhow::Result<Source> {
         let archive = zip::ZipArchive::new(Cursor::new(bytes))
             .with_context(|| format!("{label}: not a folder or a readable .zip archive"))?;
+        if archive.len() > limits.max_files {
+            bail!(
+                "{label}: {} files in the archive; at most {} are accepted",
+                archive.len(),
+                limits.max_files
+            );
+        }
         let manifests: Vec<String> = archive
             .file_names()
             .filter(|n| *n == MANIFEST || n.ends_with(&format!("/{MANIFEST}")))
@@ -116,6 +159,8 @@ impl Source {
             label,
             archive: Box::new(archive),
             prefix,
+            limits,
+            total: 0,
         })
     }
 
@@ -139,14 +184,35 @@ impl Source {
             Source::Dir(dir) => std::fs::read(dir.join(p))
                 .with_context(|| format!("{MANIFEST}: {field}: cannot read {what}")),
             Source::Zip {
-                archive, prefix, ..
+                archive,
+                prefix,
+                limits,
+                total,
+                ..
             } => {
-                let mut f = archive
+                let f = archive
                     .by_name(&format!("{prefix}{rel}"))
                     .map_err(|_| anyhow!("{MANIFEST}: {field}: {what} is not in the archive"))?;
+                // The declared size may lie: read at most one byte past the cap and look.
+                let cap = limits.max_file_bytes.min(limits.max_total_bytes - *total);
                 let mut buf = Vec::new();
-                f.read_to_end(&mut buf)
+                f.take(cap + 1)
+                    .read_to_end(&mut buf)
                     .with_context(|| format!("{MANIFEST}: {field}: cannot read {what}"))?;
+                if buf.len() as u64 > cap {
+                    if cap == limits.max_file_bytes {
+                        bail!(
+                            "{MANIFEST}: {field}: {what} is larger than {} bytes uncompressed",
+                            limits.max_file_bytes
+                        );
+                    }
+                    bail!(
+                        "{label_total}: the bundle is larger than {} bytes uncompressed",
+                        limits.max_total_bytes,
+                        label_total = what
+                    );
+                }
+                *total += buf.len() as u64;
                 Ok(buf)
             }
         }
@@ -172,6 +238,18 @@ fn decode(src: &mut Source, rel: &str, field: &str) -> anyhow::Result<(Img, Dyna
         ImageFormat::Jpeg => "jpg",
         other => bail!("{MANIFEST}: {field}: {what} is {other:?}; expected PNG or JPEG"),
     };
+    let max_pixels = match src {
+        Source::Zip { limits, .. } => limits.max_pixels,
+        Source::Dir(_) => Limits::default().max_pixels,
+    };
+    let (w, h) = image::ImageReader::with_format(Cursor::new(&bytes), format)
+        .into_dimensions()
+        .with_context(|| format!("{MANIFEST}: {field}: cannot decode {what}"))?;
+    if w as u64 * h as u64 > max_pixels {
+        bail!(
+            "{MANIFEST}: {field}: {what} is {w}x{h} pixels; at most {max_pixels} pixels are accepted"
+        );
+    }
     let img = image::load_from_memory_with_format(&bytes, format)
         .with_context(|| format!("{MANIFEST}: {field}: cannot decode {what}"))?;
     let (width, height) = img.dimensions();

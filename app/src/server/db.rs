@@ -1,37 +1,118 @@
-//! Database connection (SQLite in WAL mode), migrations, and the small helpers every query module shares.
+//! Database connection, migrations, write transactions, and the small helpers every query module shares.
+//!
+//! Two backends run the *same* queries and the *same* migrations: SQLite (the default, one file in WAL mode)
+//! and PostgreSQL (`DATABASE_URL=postgres://...`, so several app instances can serve one study behind a load
+//! balancer). We use sqlx's `Any` driver rather than an enum of pools: every query module stays written once
+//! against one pool type (`Db`), and the queries are portable SQL with `$n` placeholders and BIGINT columns,
+//! which both drivers accept. The only backend-specific code is here: how a connection is configured and how
+//! a write transaction takes its lock.
+//!
+//! Concurrency model (the same guarantee on both backends):
+//! - [`begin_write`] serialises the transactions that allocate ids or assign trials. On SQLite it is
+//!   `BEGIN IMMEDIATE` (the database's single writer lock); on PostgreSQL it takes one transaction-scoped
+//!   advisory lock, so writers in *different processes* exclude each other just as SQLite writers do. Inside
+//!   it `MAX(id) + 1` ([`next_id`]) never collides and the design loads read by assignment cannot change
+//!   under it, so no slot is handed out beyond the design.
+//! - [`begin_hit`] is for answers: it locks only the HIT's row (on PostgreSQL a row lock taken by updating it
+//!   first; on SQLite again the writer lock), so answers to different HITs proceed in parallel on PostgreSQL.
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor, Transaction};
 
-pub type Db = SqlitePool;
-pub type Tx<'a> = Transaction<'a, Sqlite>;
+pub type Db = AnyPool;
+pub type Tx<'a> = Transaction<'a, Any>;
 
-/// Opens (creating if needed) the SQLite database at `path` in WAL mode and runs the migrations.
+/// Which database a pool talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The advisory-lock key of [`begin_write`] on PostgreSQL ("jndlab" in ASCII).
+const WRITE_LOCK_KEY: i64 = 0x6a6e_646c_6162;
+
+pub fn backend(db: &Db) -> Backend {
+    if db
+        .connect_options()
+        .database_url
+        .scheme()
+        .starts_with("postgres")
+    {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
+}
+
+/// Opens (creating if needed) the SQLite database file at `path` in WAL mode and runs the migrations.
 pub async fn open(path: &Path) -> anyhow::Result<Db> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(8)
+    connect(&sqlite_url(path))
+        .await
+        .with_context(|| format!("opening database {}", path.display()))
+}
+
+/// `sqlite://PATH?mode=rwc` with the characters a URL would misread percent-encoded.
+pub fn sqlite_url(path: &Path) -> String {
+    let mut p = String::new();
+    for c in path.display().to_string().chars() {
+        match c {
+            '%' | '?' | '#' | ' ' => p.push_str(&format!("%{:02X}", c as u32)),
+            c => p.push(c),
+        }
+    }
+    format!("sqlite://{p}?mode=rwc")
+}
+
+/// Connects to `url` (`sqlite://FILE?mode=rwc` or `postgres://...`) and runs the migrations.
+pub async fn connect(url: &str) -> anyhow::Result<Db> {
+    sqlx::any::install_default_drivers();
+    let opts: AnyConnectOptions = url
+        .parse()
+        .with_context(|| format!("database URL \"{}\" is not valid", redact(url)))?;
+    let sqlite = opts.database_url.scheme().starts_with("sqlite");
+    let pool = AnyPoolOptions::new()
+        .max_connections(if sqlite { 8 } else { 16 })
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if sqlite {
+                    // WAL lets readers run beside the writer; NORMAL sync is durable in WAL mode except for
+                    // the last transactions on power loss (not on a process crash).
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
         .connect_with(opts)
         .await
-        .with_context(|| format!("opening database {}", path.display()))?;
+        .with_context(|| format!("connecting to {}", redact(url)))?;
     sqlx::migrate!("../migrations")
         .run(&pool)
         .await
         .context("running migrations")?;
     Ok(pool)
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// Current time in unix milliseconds.
@@ -42,8 +123,8 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Next id for `table` (ids are application-assigned so the schema stays portable). Call inside the write
-/// transaction that inserts the row: SQLite serialises writers, so two callers never get the same id.
+/// Next id for `table` (ids are application-assigned so the schema stays portable). Call only inside a
+/// [`begin_write`] transaction: that lock serialises all id allocations, on both backends.
 pub async fn next_id(tx: &mut Tx<'_>, table: &str) -> sqlx::Result<i64> {
     debug_assert!(table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
     let (max,): (Option<i64>,) = sqlx::query_as(&format!("SELECT MAX(id) FROM {table}"))
@@ -52,10 +133,36 @@ pub async fn next_id(tx: &mut Tx<'_>, table: &str) -> sqlx::Result<i64> {
     Ok(max.unwrap_or(0) + 1)
 }
 
-/// Starts a transaction that already holds SQLite's write lock, so read-then-write sequences (assignment)
-/// cannot fail half-way with SQLITE_BUSY_SNAPSHOT.
+/// Starts a transaction holding the database-wide write lock (see the module doc): SQLite `BEGIN IMMEDIATE`,
+/// PostgreSQL a transaction-scoped advisory lock, released at commit or rollback.
 pub async fn begin_write(db: &Db) -> sqlx::Result<Tx<'static>> {
-    db.begin_with("BEGIN IMMEDIATE").await
+    match backend(db) {
+        Backend::Sqlite => db.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => {
+            let mut tx = db.begin().await?;
+            sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
+                .bind(WRITE_LOCK_KEY)
+                .execute(&mut *tx)
+                .await?;
+            Ok(tx)
+        }
+    }
+}
+
+/// Starts a transaction for changing one HIT (answers): it locks the HIT's row by setting its
+/// `last_seen_at`, so concurrent answers to the same HIT (other instances too) run one after the other and
+/// each sees the other's committed trials. SQLite: `BEGIN IMMEDIATE` as well.
+pub async fn begin_hit(db: &Db, hit_id: i64, now: i64) -> sqlx::Result<Tx<'static>> {
+    let mut tx = match backend(db) {
+        Backend::Sqlite => db.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => db.begin().await?,
+    };
+    sqlx::query("UPDATE hits SET last_seen_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(hit_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }
 
 /// A random lowercase alphanumeric token of `len` characters.

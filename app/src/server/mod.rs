@@ -11,6 +11,7 @@ pub mod plots;
 pub mod results;
 pub mod results_web;
 pub mod simulate;
+pub mod fault;
 pub mod study;
 pub mod tokens;
 pub mod web;

@@ -265,7 +265,7 @@ pub async fn hit_counts(db: &Db, study_id: i64) -> anyhow::Result<HitCounts> {
     Ok(sqlx::query_as(
         "SELECT COUNT(*) AS started, \
            COALESCE(SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END), 0) AS completed, \
-           COALESCE(SUM(excluded), 0) AS excluded, \
+           CAST(COALESCE(SUM(excluded), 0) AS BIGINT) AS excluded, \
            COUNT(DISTINCT worker_key) AS workers \
          FROM hits WHERE study_id = $1",
     )

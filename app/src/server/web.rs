@@ -12,6 +12,7 @@ use axum::routing::get;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -19,8 +20,13 @@ use super::AppState;
 use super::{admin, bundle, results_web};
 use crate::ui::{App, shell};
 
-/// Pages may be framed by MTurk's worker sites (ExternalQuestion) and nobody else.
-pub const FRAME_ANCESTORS: &str = "frame-ancestors 'self' https://worker.mturk.com https://workersandbox.mturk.com https://www.mturk.com";
+/// The Content-Security-Policy of every response: pages may be framed by MTurk's worker sites
+/// (ExternalQuestion) and nobody else; no plugins; no foreign `<base>`.
+pub const CSP: &str = "frame-ancestors 'self' https://worker.mturk.com https://workersandbox.mturk.com https://www.mturk.com; object-src 'none'; base-uri 'self'";
+
+/// Largest request body a participant route accepts (answers are a few hundred bytes); bundle uploads
+/// have their own limit on `/admin/import`.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub fn leptos_options(site_root: &FsPath, addr: SocketAddr) -> LeptosOptions {
     LeptosOptions::builder()
@@ -36,25 +42,32 @@ pub fn router(state: AppState) -> Router {
     let site_root = state.leptos.site_root.to_string();
     let ctx = state.clone();
     let opts = state.leptos.clone();
-    Router::new()
+    let participant = Router::new()
         .route("/media/{id}", get(media))
         .route("/healthz", get(|| async { "ok" }))
-        .merge(admin::routes())
-        .merge(results_web::routes())
         .leptos_routes_with_context(
             &state,
             routes,
             move || provide_context(ctx.clone()),
             move || shell(opts.clone()),
         )
+        .layer(axum::middleware::from_fn(malformed_is_400))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
+    participant
+        .merge(admin::routes())
+        .merge(results_web::routes())
         .fallback_service(ServeDir::new(site_root))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(FRAME_ANCESTORS),
+            HeaderValue::from_static(CSP),
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
         ))
         .with_state(state)
 }
@@ -94,15 +107,43 @@ async fn media(State(st): State<AppState>, Path(id): Path<i64>) -> Response {
     }
 }
 
+/// Leptos answers a server-function request whose arguments do not parse (a trial id that is not a number,
+/// a missing field) with 500; it is the client's fault, so it becomes 400 with the same message.
+async fn malformed_is_400(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let is_api = req.uri().path().starts_with("/api/");
+    let resp = next.run(req).await;
+    if !is_api || resp.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    if text.contains("length limit exceeded") {
+        // A body without Content-Length that ran past MAX_BODY_BYTES while being read.
+        parts.status = StatusCode::PAYLOAD_TOO_LARGE;
+    } else if ["Args|", "Deserialization|", "MissingArg|"]
+        .iter()
+        .any(|p| text.starts_with(p))
+    {
+        parts.status = StatusCode::BAD_REQUEST;
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
 /// Serves until Ctrl-C.
 pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-    axum::serve(listener, router(state).into_make_service())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Shared test helpers: a fresh SQLite file per test, small generated bundles.
+//! Shared test helpers: a fresh database per test (SQLite file or PostgreSQL database), small generated bundles.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -7,22 +7,75 @@ use app::api::EntryParams;
 use app::server::{bundle, db, study};
 use image::{Rgb, RgbImage};
 
+pub mod http;
+pub mod pg;
+
 pub struct TestDb {
     pub db: db::Db,
     pub dir: tempfile::TempDir,
+    /// PostgreSQL: (admin URL, database name), dropped with the TestDb.
+    pub pg: Option<(String, String)>,
 }
 
 impl TestDb {
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
+    /// The URL of this test's database (for a second pool = a second app instance).
+    pub fn url(&self) -> String {
+        match &self.pg {
+            Some((admin, name)) => format!("{}/{name}", admin.rsplit_once('/').unwrap().0),
+            None => db::sqlite_url(&self.dir.path().join("test.db")),
+        }
+    }
 }
 
-/// A fresh database file in a fresh temporary folder.
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg.take() {
+            pg::drop_database(admin, name);
+        }
+    }
+}
+
+/// A fresh SQLite database file in a fresh temporary folder.
 pub async fn fresh() -> TestDb {
     let dir = tempfile::tempdir().unwrap();
     let db = db::open(&dir.path().join("test.db")).await.unwrap();
-    TestDb { db, dir }
+    TestDb { db, dir, pg: None }
+}
+
+/// A fresh PostgreSQL database on the test cluster, or None (with a message) when PostgreSQL is absent.
+pub async fn fresh_pg() -> Option<TestDb> {
+    let admin = pg::cluster()?;
+    let (url, name) = pg::create_database(&admin).await;
+    let db = db::connect(&url).await.unwrap();
+    Some(TestDb {
+        db,
+        dir: tempfile::tempdir().unwrap(),
+        pg: Some((admin, name)),
+    })
+}
+
+/// Runs each named `async fn NAME(t: TestDb)` twice, as `NAME::sqlite` and `NAME::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::common::fresh().await).await
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    if let Some(t) = $crate::common::fresh_pg().await {
+                        super::$name(t).await
+                    }
+                }
+            }
+        )*
+    };
 }
 
 /// Writes a small bundle: `conditions` conditions x `scenes` scenes of 16x12 images.

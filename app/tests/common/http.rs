@@ -1,0 +1,86 @@
+//! Requests against the real router in-process (no socket): `send` one request, read status, headers, body.
+
+use std::path::Path;
+
+use app::server::{AppState, web};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use leptos::server_fn::ServerFn;
+use tower::ServiceExt;
+
+use super::TestDb;
+
+pub fn router(t: &TestDb) -> Router {
+    let addr = "127.0.0.1:3000".parse().unwrap();
+    web::router(AppState {
+        db: t.db.clone(),
+        data_dir: t.data_dir(),
+        leptos: web::leptos_options(Path::new("target/site"), addr),
+        public_url: format!("http://{addr}"),
+        secure_cookies: false,
+    })
+}
+
+pub async fn send(r: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
+    let resp = r.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = axum::body::to_bytes(resp.into_body(), 16 << 20)
+        .await
+        .unwrap();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `application/x-www-form-urlencoded` of the pairs.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.*".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+pub fn post_form(uri: &str, body: String, cookie: Option<&str>) -> Request<Body> {
+    let mut b =
+        Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::from(body)).unwrap()
+}
+
+/// The participant's answer request, exactly as the page's server function sends it.
+pub fn answer(slug: &str, key: &str, trial: &str, side: &str, rt: &str) -> Request<Body> {
+    post_form(
+        app::api::SubmitAnswer::PATH,
+        form(&[
+            ("slug", slug),
+            ("key", key),
+            ("trial_id", trial),
+            ("side", side),
+            ("rt_ms", rt),
+        ]),
+        None,
+    )
+}
+
+/// Answers stored in the whole database.
+pub async fn stored_answers(t: &TestDb) -> i64 {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM trials WHERE answer IS NOT NULL")
+        .fetch_one(&t.db)
+        .await
+        .unwrap();
+    n
+}

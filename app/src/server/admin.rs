@@ -134,7 +134,11 @@ async fn require_post(st: &AppState, headers: &HeaderMap) -> Result<Session, Res
 }
 
 /// Like `require_post`, and checks the form's CSRF token.
-pub(crate) async fn require_csrf(st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Session, Response> {
+pub(crate) async fn require_csrf(
+    st: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Session, Response> {
     let s = require_post(st, headers).await?;
     if !s.csrf_ok(csrf) {
         return Err((

@@ -1,4 +1,4 @@
-//! Results for experimenters on a real SQLite file per test: simulated Thurstonian participants answer
+//! Results for experimenters on a fresh database per test (SQLite file; PostgreSQL too where marked): simulated Thurstonian participants answer
 //! through the app's own answer path; the scaling must recover the known ranking, excluded HITs must
 //! change nothing unless included, exports must round-trip, the API and the page must be protected.
 
@@ -12,6 +12,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::*;
 use tower::ServiceExt;
+
+// The results queries are portable SQL: these two run on SQLite and on PostgreSQL.
+on_both_backends!(
+    results_recover_a_known_ranking_and_are_cached,
+    excluded_hits_change_nothing_unless_included,
+);
 
 /// True scores: condition `c{i}` has quality i JND.
 fn truth(condition: &str) -> f64 {
@@ -66,9 +72,7 @@ async fn get(t: &TestDb, id: i64, o: &ResultsOptions) -> StudyResults {
         .unwrap()
 }
 
-#[tokio::test]
-async fn results_recover_a_known_ranking_and_are_cached() {
-    let t = fresh().await;
+async fn results_recover_a_known_ranking_and_are_cached(t: TestDb) {
     let s = study_4x2(&t).await;
     let mut seed = 7;
     simulate(&t, &s, "", 40, false, &mut seed).await;
@@ -121,9 +125,7 @@ async fn results_recover_a_known_ranking_and_are_cached() {
     assert_eq!(w.counts.observers_used, 41);
 }
 
-#[tokio::test]
-async fn excluded_hits_change_nothing_unless_included() {
-    let t = fresh().await;
+async fn excluded_hits_change_nothing_unless_included(t: TestDb) {
     let s = study_4x2(&t).await;
     let mut seed = 11;
     simulate(&t, &s, "", 24, false, &mut seed).await;

@@ -1,6 +1,7 @@
 //! SVG charts: JND scores with confidence-interval error bars (the MDF paper's Fig. 5 style), labelled
 //! scatter plots with vertical intervals (its Fig. 6: distortion metric vs JND) and line charts.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// One condition on the chart.
@@ -100,6 +101,54 @@ fn padded_range(values: impl Iterator<Item = f64>, min_pad: f64) -> std::ops::Ra
     (lo - pad)..(hi + pad)
 }
 
+/// A chart with two `f64` axes, as [`xy_chart_svg`] hands it to its drawing closure.
+type XyChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The frame every x-y chart shares (white canvas, caption, labelled mesh, a legend of the labelled
+/// series when `legend`); `draw` adds the series.
+fn xy_chart_svg(
+    size: (u32, u32),
+    title: &str,
+    legend: bool,
+    (x_desc, y_desc): (&str, &str),
+    (xr, yr): (std::ops::Range<f64>, std::ops::Range<f64>),
+    draw: impl FnOnce(&mut XyChart<'_, '_>) -> Result<(), String>,
+) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(50)
+            .y_label_area_size(60)
+            .build_cartesian_2d(xr, yr)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .label_style(("sans-serif", 14))
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        draw(&mut chart)?;
+        if legend {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::UpperLeft)
+                .label_font(("sans-serif", 14))
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
 /// Renders labelled points (x, y) with vertical error bars: the MDF paper's Fig. 6, a distortion
 /// metric such as mean PSNR on x against the JND score on y, one point per condition.
 pub fn scatter_svg(
@@ -116,41 +165,31 @@ pub fn scatter_svg(
         }),
         0.25,
     );
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (640, 440)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(50)
-            .y_label_area_size(60)
-            .build_cartesian_2d(xr, yr)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .label_style(("sans-serif", 14))
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        let color = RGBColor(214, 39, 40);
-        chart
-            .draw_series(points.iter().filter_map(|p| {
-                p.y_ci
-                    .map(|(l, h)| ErrorBar::new_vertical(p.x, l, p.y, h, color.stroke_width(2), 10))
-            }))
-            .map_err(|e| e.to_string())?;
-        chart
-            .draw_series(points.iter().map(|p| {
-                EmptyElement::at((p.x, p.y))
-                    + Circle::new((0, 0), 5, color.filled())
-                    + Text::new(p.name.to_string(), (7, -16), ("sans-serif", 14))
-            }))
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(svg)
+    xy_chart_svg(
+        (640, 440),
+        title,
+        false,
+        (x_desc, y_desc),
+        (xr, yr),
+        |chart| {
+            let color = RGBColor(214, 39, 40);
+            chart
+                .draw_series(points.iter().filter_map(|p| {
+                    p.y_ci.map(|(l, h)| {
+                        ErrorBar::new_vertical(p.x, l, p.y, h, color.stroke_width(2), 10)
+                    })
+                }))
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series(points.iter().map(|p| {
+                    EmptyElement::at((p.x, p.y))
+                        + Circle::new((0, 0), 5, color.filled())
+                        + Text::new(p.name.to_string(), (7, -16), ("sans-serif", 14))
+                }))
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        },
+    )
 }
 
 /// One named line of a line chart.
@@ -183,48 +222,29 @@ pub fn line_chart_svg(
         RGBColor(44, 160, 44),
         RGBColor(148, 103, 189),
     ];
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (640, 400)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(50)
-            .y_label_area_size(60)
-            .build_cartesian_2d(xr, yr)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .label_style(("sans-serif", 14))
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        for (k, s) in series.iter().enumerate() {
-            let color = COLORS[k % COLORS.len()];
-            chart
-                .draw_series(LineSeries::new(
-                    s.points.iter().copied(),
-                    color.stroke_width(2),
-                ))
-                .map_err(|e| e.to_string())?
-                .label(s.name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(svg)
+    xy_chart_svg(
+        (640, 400),
+        title,
+        true,
+        (x_desc, y_desc),
+        (xr, yr),
+        |chart| {
+            for (k, s) in series.iter().enumerate() {
+                let color = COLORS[k % COLORS.len()];
+                chart
+                    .draw_series(LineSeries::new(
+                        s.points.iter().copied(),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(|e| e.to_string())?
+                    .label(s.name)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+            }
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]

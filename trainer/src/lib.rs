@@ -13,5 +13,6 @@ pub mod optimize;
 pub mod phase1;
 pub mod resample;
 pub mod summary;
+pub mod task;
 pub mod train;
 pub mod weights;

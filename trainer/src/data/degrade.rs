@@ -11,38 +11,7 @@ use tch::{Device, Kind, Tensor};
 use crate::image_io::{jpeg_roundtrip, rgb_to_tensor};
 use crate::resample::{Filter, imresize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Task {
-    Sisr,
-    Denoise,
-    Jpeg,
-}
-
-impl Task {
-    pub fn parse(s: &str) -> Result<Self> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "sisr" | "sr" => Self::Sisr,
-            "denoise" | "denoising" => Self::Denoise,
-            "jpeg" => Self::Jpeg,
-            other => bail!("unknown task {other:?}; expected sisr, denoise or jpeg"),
-        })
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sisr => "sisr",
-            Self::Denoise => "denoise",
-            Self::Jpeg => "jpeg",
-        }
-    }
-    /// The official MDF discriminators trained for this task's distortion.
-    pub fn mdf_spec(self) -> &'static str {
-        match self {
-            Self::Sisr => "mdf:sisr",
-            Self::Denoise => "mdf:denoising",
-            Self::Jpeg => "mdf:jpeg",
-        }
-    }
-}
+pub use crate::task::Task;
 
 /// One degradation setting.
 #[derive(Debug, Clone, Copy, PartialEq)]

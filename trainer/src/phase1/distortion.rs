@@ -5,39 +5,14 @@
 //! - `jpeg`: re-encoding with a real JPEG encoder (`image_io::jpeg_roundtrip`, 8-bit) at a quality
 //!   drawn uniformly from {7, ..., 10};
 //! - `sisr`: none (the upsampled previous output is fed as it is).
-use anyhow::{Result, bail};
-use serde::{Deserialize, Serialize};
+use anyhow::Result;
 use tch::Tensor;
 
 use super::discriminator::{to_signed, to_unit};
 use super::rng::Rng;
 use crate::image_io::{jpeg_roundtrip, rgb_to_tensor, tensor_to_rgb};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Task {
-    Sisr,
-    Denoise,
-    Jpeg,
-}
-
-impl Task {
-    pub fn parse(s: &str) -> Result<Self> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "sisr" | "sr" => Self::Sisr,
-            "denoise" | "denoising" | "dn" => Self::Denoise,
-            "jpeg" | "jpg" => Self::Jpeg,
-            _ => bail!("unknown task {s:?}: expected sisr, denoise or jpeg"),
-        })
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sisr => "sisr",
-            Self::Denoise => "denoise",
-            Self::Jpeg => "jpeg",
-        }
-    }
-}
+pub use crate::task::Task;
 
 /// Distortion parameters (paper defaults in [`super::config::Phase1Config`]).
 #[derive(Debug, Clone, Copy, PartialEq)]

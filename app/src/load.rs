@@ -160,13 +160,7 @@ async fn ceiling(cli: &Cli, path: &str) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    app::server::init_tracing();
     let cli = Cli::parse();
     if let Some(path) = &cli.static_path {
         return ceiling(&cli, path).await;

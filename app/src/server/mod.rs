@@ -39,3 +39,14 @@ impl FromRef<AppState> for LeptosOptions {
         s.leptos.clone()
     }
 }
+
+/// Logs of the command-line tools to stderr (`RUST_LOG` filters; default info, sqlx quiet).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -32,25 +32,8 @@ pub async fn send(r: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, Str
     (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
 
-/// `application/x-www-form-urlencoded` of the pairs.
-pub fn form(pairs: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-_.*".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect::<String>()
-    };
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
+/// `application/x-www-form-urlencoded` of the pairs: the participant client's encoder.
+pub use app::participant::form;
 
 pub fn post_form(uri: &str, body: String, cookie: Option<&str>) -> Request<Body> {
     let mut b =

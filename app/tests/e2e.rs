@@ -3,7 +3,8 @@
 //! Needs: `scripts/setup-browser.sh` (chromium, chromedriver) and `scripts/build-app.sh` (the site with
 //! pkg/app.wasm under `${CARGO_TARGET_DIR:-target}/site`). When either is missing the tests print why and
 //! pass vacuously, unless `CI=true`, where they fail.
-//! The tests write screenshots of the trial page and the admin study page to `docs/`.
+//! The tests write screenshots of the trial page and the admin study page to `target/screenshots/`, or to
+//! `docs/` (the README's pictures) with `JNDLAB_UPDATE_SCREENSHOTS=1`, so a test run leaves the checkout clean.
 
 mod common;
 
@@ -18,6 +19,27 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 const PASSWORD: &str = "e2e-admin-password";
+
+/// Where a screenshot goes (see the module doc).
+fn screenshot_path(name: &str) -> PathBuf {
+    let dir = if std::env::var("JNDLAB_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        workspace().join("docs")
+    } else {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .map(|d| {
+                if d.is_absolute() {
+                    d
+                } else {
+                    workspace().join(d)
+                }
+            })
+            .unwrap_or_else(|| workspace().join("target"))
+            .join("screenshots")
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -297,7 +319,7 @@ impl Harness {
             {
                 self.wait_js("Array.from(document.querySelectorAll('#trial img')).every(i => i.complete && i.naturalWidth > 0)").await;
                 std::fs::write(
-                    workspace().join("docs").join(name),
+                    screenshot_path(name),
                     self.client.screenshot().await.unwrap(),
                 )
                 .unwrap();
@@ -561,7 +583,7 @@ async fn admin_logs_in_imports_a_bundle_and_sees_progress() {
         "9"
     );
     std::fs::write(
-        workspace().join("docs/admin-study.png"),
+        screenshot_path("admin-study.png"),
         c.screenshot().await.unwrap(),
     )
     .unwrap();

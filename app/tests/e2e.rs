@@ -457,9 +457,13 @@ async fn admin_logs_in_imports_a_bundle_and_sees_progress() {
         let mut z = zip::ZipWriter::new(f);
         let demo = workspace().join("assets/demo");
         let mut files = vec![PathBuf::from("bundle.json")];
-        for scene in ["rings", "shapes", "texture"] {
-            for e in std::fs::read_dir(demo.join(scene)).unwrap() {
-                files.push(Path::new(scene).join(e.unwrap().file_name()));
+        for scene in std::fs::read_dir(&demo).unwrap() {
+            let scene = scene.unwrap();
+            if !scene.file_type().unwrap().is_dir() {
+                continue;
+            }
+            for e in std::fs::read_dir(scene.path()).unwrap() {
+                files.push(Path::new(&scene.file_name()).join(e.unwrap().file_name()));
             }
         }
         for rel in files {

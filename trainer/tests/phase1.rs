@@ -312,6 +312,19 @@ fn exported_weights_load_into_the_mdf_loss_and_equal_the_trained_critic() {
     assert_eq!(meta["iterations_per_scale"], "3");
     assert!(meta.contains_key("version"));
     let loss = MdfLoss::from_file(&out, 2, CPU).unwrap();
+    // As `--loss mdf:FILE`: all discriminators of a file with fewer than the official 8; exactly 8 asked: an error.
+    assert_eq!(
+        MdfLoss::from_weights(&out, CPU)
+            .unwrap()
+            .discriminators()
+            .len(),
+        2
+    );
+    let e = MdfLoss::from_file(&out, 8, CPU).err().unwrap().to_string();
+    assert!(
+        e.contains("holds 2 discriminators, the loss needs 8"),
+        "{e}"
+    );
     // The exported (folded, BatchNorm-eval) D on x in [0, 1] == the trained D on 2x - 1.
     let x = Tensor::rand([2, 3, 20, 26], (Kind::Float, CPU));
     for k in 0..2 {

@@ -169,10 +169,21 @@ pub struct MdfLoss {
 impl MdfLoss {
     /// Loads the first `scales` discriminators from a weights file (safetensors or legacy .pth).
     pub fn from_file(path: &Path, scales: usize, device: Device) -> Result<Self> {
+        Self::load(path, Some(scales), device)
+    }
+
+    /// Loads a weights file given as `mdf:FILE`: its first 8 discriminators like the official loss, or all of
+    /// them when it holds fewer (a shortened Phase 1 of our own, e.g. the demo pipeline's 4 scales).
+    pub fn from_weights(path: &Path, device: Device) -> Result<Self> {
+        Self::load(path, None, device)
+    }
+
+    fn load(path: &Path, scales: Option<usize>, device: Device) -> Result<Self> {
         let sd = StateDict::load(path, device)?;
         let available = (0..)
             .take_while(|k| sd.tensors.contains_key(&format!("{k}.head.conv.weight")))
             .count();
+        let scales = scales.unwrap_or(available.clamp(1, DEFAULT_SCALES));
         if available < scales {
             bail!(
                 "{}: holds {available} discriminators, the loss needs {scales}",

@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use tch::Device;
 
 use super::lpips::{Backbone, LpipsLoss};
-use super::mdf::{DEFAULT_SCALES, MdfLoss, MdfTask};
+use super::mdf::{MdfLoss, MdfTask};
 use super::spec::{Term, parse};
 use super::vgg::{self, VggLoss};
 use super::{
@@ -121,7 +121,7 @@ fn build_term(t: &Term, o: &LossOptions) -> Result<Box<dyn Loss>> {
             )?))
         }
         "mdf" => match (&t.arg, &o.mdf_weights) {
-            (None, Some(w)) => Ok(Box::new(MdfLoss::from_file(w, DEFAULT_SCALES, o.device)?)),
+            (None, Some(w)) => Ok(Box::new(MdfLoss::from_weights(w, o.device)?)),
             (None, None) => Ok(Box::new(MdfLoss::official(MdfTask::Sisr, o.device)?)),
             (Some(a), _) => match MdfTask::parse(a) {
                 Some(task) => Ok(Box::new(MdfLoss::official(task, o.device)?)),
@@ -132,7 +132,7 @@ fn build_term(t: &Term, o: &LossOptions) -> Result<Box<dyn Loss>> {
                             "mdf: {a:?} is neither sisr, jpeg, denoising nor an existing weights file"
                         );
                     }
-                    Ok(Box::new(MdfLoss::from_file(&p, DEFAULT_SCALES, o.device)?))
+                    Ok(Box::new(MdfLoss::from_weights(&p, o.device)?))
                 }
             },
         },

@@ -1,0 +1,246 @@
+//! The pipeline: recipe validation, the report from known inputs, and the whole loop on a tiny recipe with
+//! the real `jndlab-train` and `jndlab-app` (skipped when they are not built, except under CI=true).
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pipeline::config::PipelineConfig;
+use pipeline::report::{Bundle, JndSet, rows};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn demo() -> PathBuf {
+    workspace().join("configs/demo.toml")
+}
+
+/// `--set` overrides rebased on the workspace so the tests run from any directory.
+fn rebased() -> Vec<String> {
+    let w = workspace();
+    vec![
+        format!(
+            "phase1.seed_image=\"{}\"",
+            w.join("assets/images/seed.png").display()
+        ),
+        format!("eval.test=\"{}\"", w.join("assets/images/test").display()),
+        format!(
+            "train.recipe.data.train=\"{}\"",
+            w.join("assets/images/train").display()
+        ),
+    ]
+}
+
+fn load_with(extra: &[&str]) -> anyhow::Result<PipelineConfig> {
+    let mut sets = rebased();
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    PipelineConfig::load(&demo(), &sets)
+}
+
+fn err(extra: &[&str]) -> String {
+    format!("{:#}", load_with(extra).unwrap_err())
+}
+
+#[test]
+fn demo_recipe_is_valid_and_fills_the_trainer_recipe() {
+    let c = load_with(&[]).unwrap();
+    assert_eq!(c.name, "demo");
+    assert!(c.needs_phase1());
+    let specs = c.loss_specs(Path::new("/r/phase1.safetensors"));
+    assert_eq!(specs[0], "mdf:/r/phase1.safetensors");
+    assert!(specs[1..].iter().all(|s| !s.starts_with("mdf")));
+    let recipe: toml::Table =
+        toml::from_str(&c.recipe_toml(Path::new("/r/runs")).unwrap()).unwrap();
+    assert_eq!(recipe["name"].as_str(), Some("demo"));
+    assert_eq!(recipe["task"].as_str(), Some("denoise"));
+    assert_eq!(recipe["run"]["out"].as_str(), Some("/r/runs"));
+    assert_eq!(recipe["run"]["device"].as_str(), Some("cpu"));
+    let p1: toml::Table = toml::from_str(&c.phase1_toml().unwrap()).unwrap();
+    assert_eq!(p1["task"].as_str(), Some("denoise"));
+}
+
+#[test]
+fn bad_recipes_name_the_field() {
+    assert!(err(&["task=\"deblur\""]).contains("task: expected denoise, jpeg or sisr"));
+    assert!(err(&["name=\"Demo Study\""]).contains("name: expected lowercase"));
+    assert!(err(&["train.losses=[\"l2\"]"]).contains("train.losses"));
+    assert!(err(&["study.check_fail_rate=1.5"]).contains("study.check_fail_rate"));
+    assert!(err(&["study.observers=0"]).contains("study.observers"));
+    assert!(
+        err(&["eval.test=\"/nonexistent/test\""])
+            .contains("eval.test: /nonexistent/test does not exist")
+    );
+    assert!(err(&["train.recipe.loss=\"l1\""]).contains("train.recipe.loss: set by the pipeline"));
+    let unknown = err(&["study.observer=3"]);
+    assert!(unknown.contains("observer"), "{unknown}");
+    assert!(err(&["noequals"]).contains("KEY=VALUE"));
+}
+
+fn tiny_bundle() -> Bundle {
+    serde_json::from_value(serde_json::json!({
+        "name": "t",
+        "conditions": [{"key": "a", "label": "loss A"}, {"key": "b"}, {"key": "c", "label": "C"}],
+        "scenes": [
+            {"key": "s1", "reference": "s1/ref.png", "images": {"a": "s1/a.png", "b": "s1/b.png", "c": "s1/c.png"},
+             "metrics": {"a": {"psnr": 30.0}, "b": {"psnr": 20.0, "lpips": 0.5}, "c": {"psnr": 25.0}}},
+            {"key": "s2", "reference": "s2/ref.png", "images": {"a": "s2/a.png", "b": "s2/b.png", "c": "s2/c.png"},
+             "metrics": {"a": {"psnr": 32.0}, "b": {"psnr": 22.0, "lpips": 0.3}}}
+        ]
+    }))
+    .unwrap()
+}
+
+#[test]
+fn report_rows_join_scores_and_mean_metrics_best_first() {
+    let jnd = JndSet {
+        conditions: vec!["a".into(), "b".into(), "c".into()],
+        jnd: vec![0.5, 1.5, -2.0],
+        ci_low: Some(vec![0.1, 1.0, -2.5]),
+        ci_high: Some(vec![0.9, 2.0, -1.5]),
+    };
+    let r = rows(&tiny_bundle(), &jnd);
+    let keys: Vec<&str> = r.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["b", "a", "c"]);
+    assert_eq!(r[0].label, "b", "no label: the key");
+    assert_eq!(r[1].label, "loss A");
+    assert_eq!(r[1].means["psnr"], 31.0);
+    assert_eq!(r[0].means["psnr"], 21.0);
+    assert!((r[0].means["lpips"] - 0.4).abs() < 1e-12);
+    assert_eq!(
+        r[2].means["psnr"], 25.0,
+        "a metric missing in one scene: mean of the others"
+    );
+    assert_eq!(r[2].ci, Some((-2.5, -1.5)));
+}
+
+/// The built programs, or None (test skipped) outside CI when they are missing.
+fn bin_dir() -> Option<PathBuf> {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_jndlab"));
+    let dir = exe.parent().unwrap().to_path_buf();
+    let ok = ["jndlab-train", "jndlab-app"]
+        .iter()
+        .all(|b| dir.join(b).is_file());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but jndlab-train / jndlab-app are not built in {} (cargo build -p trainer -p app --bins)",
+            dir.display()
+        );
+        eprintln!(
+            "SKIPPED: jndlab-train and jndlab-app not built in {} (cargo build -p trainer -p app --bins)",
+            dir.display()
+        );
+        return None;
+    }
+    Some(dir)
+}
+
+/// The whole loop, shrunk to about a minute: every stage runs for real (Phase 1, training with MDF and two
+/// baselines, evaluation, bundle, import, simulated observers over HTTP, JND export, report), then a
+/// --resume run skips every stage.
+#[test]
+fn the_whole_loop_on_a_tiny_recipe() {
+    let Some(bins) = bin_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let test_dir = tmp.path().join("test");
+    std::fs::create_dir_all(&test_dir).unwrap();
+    for s in ["chelsea", "coffee"] {
+        let f = format!("{s}.png");
+        std::fs::copy(
+            workspace().join("assets/images/test").join(&f),
+            test_dir.join(&f),
+        )
+        .unwrap();
+    }
+    let mut sets = rebased();
+    sets.extend([
+        format!("out=\"{}\"", out.display()),
+        format!("eval.test=\"{}\"", test_dir.display()),
+        "name=\"tiny\"".into(),
+        "phase1.settings.scales=2".into(),
+        "phase1.settings.iters=3".into(),
+        "phase1.settings.checkpoint_every=0".into(),
+        "train.losses=[\"mdf\", \"l1\", \"l2\"]".into(),
+        "train.recipe.net_options.depth=3".into(),
+        "train.recipe.net_options.features=8".into(),
+        "train.recipe.data.batches_per_epoch=3".into(),
+        "train.recipe.data.patch=24".into(),
+        "train.recipe.run.epochs=1".into(),
+        "eval.max_side=96".into(),
+        "eval.lpips=\"off\"".into(),
+        "study.observers=60".into(),
+        "study.check_fail_rate=0.2".into(),
+        "study.bootstrap=50".into(),
+    ]);
+    let run = |extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jndlab"));
+        cmd.arg("pipeline")
+            .arg("--config")
+            .arg(demo())
+            .arg("--bin-dir")
+            .arg(&bins)
+            .current_dir(tmp.path());
+        for s in &sets {
+            cmd.arg("--set").arg(s);
+        }
+        cmd.args(extra);
+        let o = cmd.output().unwrap();
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "pipeline failed:\n{text}");
+        text
+    };
+    let first = run(&[]);
+    assert!(first.contains("report:"), "{first}");
+
+    let jnd: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("jnd.json")).unwrap()).unwrap();
+    let pooled = &jnd["pooled"];
+    let conditions: Vec<&str> = pooled["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    // Three trained models plus the noisy input, every one scaled.
+    assert_eq!(conditions.len(), 4, "{conditions:?}");
+    assert!(conditions.contains(&"input"));
+    assert!(
+        conditions.iter().any(|c| c.starts_with("mdf")),
+        "{conditions:?}"
+    );
+    for v in pooled["jnd"].as_array().unwrap() {
+        assert!(v.as_f64().unwrap().is_finite());
+    }
+    assert_eq!(jnd["counts"]["hits"].as_u64(), Some(60));
+    let excluded = jnd["counts"]["hits_excluded"].as_u64().unwrap();
+    assert!(
+        excluded > 0 && excluded < 60,
+        "excluded {excluded} of 60 at a 20% check-fail rate"
+    );
+
+    let html = std::fs::read_to_string(out.join("report/report.html")).unwrap();
+    for f in [
+        "jnd.svg",
+        "perception-distortion.svg",
+        "psnr-distribution.svg",
+    ] {
+        let svg = std::fs::read_to_string(out.join("report").join(f)).unwrap();
+        assert!(svg.contains("<svg"), "{f}");
+        assert!(html.contains(f), "report links {f}");
+    }
+    assert_eq!(
+        html.matches("<svg").count(),
+        4,
+        "figures inlined: jnd, PSNR scatter, PSNR and SSIM box plots"
+    );
+    for c in &conditions {
+        assert!(html.contains(c), "report names {c}");
+    }
+
+    let again = run(&["--resume"]);
+    assert_eq!(again.matches("done, skipped").count(), 5, "{again}");
+}

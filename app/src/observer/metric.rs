@@ -10,7 +10,8 @@
 //!   where the whole SSIM (luminance x contrast-structure) is used, as in `msssim.m`; negative terms are
 //!   clamped to 0 before the fractional powers;
 //! - images too small for 5 scales (min side < 11 * 2^4 = 176 px) use as many scales as fit (the coarsest
-//!   still at least 11 px; at least 1 scale) with the first weights renormalised to sum to 1; an image
+//!   still at least 11 px; at least 1 scale) with the first weights renormalised to sum to 1 (5 scales use
+//!   the published weights as they are); an image
 //!   under 11 px gets a window of its smaller side;
 //! - colour: computed on each RGB channel separately and averaged (not on luma).
 //!
@@ -141,9 +142,13 @@ pub fn scales_for(width: usize, height: usize) -> usize {
         .unwrap_or(1)
 }
 
-/// The weights of `m` scales, renormalised to sum to 1.
+/// The weights of `m` scales: the standard ones for 5 (they sum to 1.0001, as published), else the first
+/// `m` renormalised to sum to 1.
 pub fn weights(m: usize) -> Vec<f64> {
-    let w = &WEIGHTS[..m.clamp(1, WEIGHTS.len())];
+    if m >= WEIGHTS.len() {
+        return WEIGHTS.to_vec();
+    }
+    let w = &WEIGHTS[..m.max(1)];
     let s: f64 = w.iter().sum();
     w.iter().map(|v| v / s).collect()
 }

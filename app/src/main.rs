@@ -126,7 +126,8 @@ enum Command {
         observers: usize,
         /// Base URL of a running server (e.g. http://127.0.0.1:3000) serving this database; by default the
         /// app's own server is started in-process on 127.0.0.1 (an ephemeral port) on the same database
-        /// and --data-dir, and stopped afterwards.
+        /// and --data-dir (or, when that lacks the study's images, the folder of the --db file), and
+        /// stopped afterwards.
         #[arg(long)]
         url: Option<String>,
         /// MS-SSIM difference that equals 1 JND (smaller: the observers are more sensitive).
@@ -246,6 +247,38 @@ fn db_label(target: &(Option<String>, PathBuf)) -> String {
     }
 }
 
+/// The data folder holding study `study_id`'s images: `--data-dir`, else (when that lacks them) the SQLite
+/// file's folder, the usual `--db DIR/x.db --data-dir DIR` layout.
+async fn images_dir(
+    pool: &db::Db,
+    study_id: i64,
+    data_dir: &Path,
+    target: &(Option<String>, PathBuf),
+) -> anyhow::Result<PathBuf> {
+    let file: Option<(String,)> =
+        sqlx::query_as("SELECT file_name FROM images WHERE study_id = $1 ORDER BY id LIMIT 1")
+            .bind(study_id)
+            .fetch_optional(pool)
+            .await?;
+    let Some((file,)) = file else {
+        return Ok(data_dir.to_path_buf());
+    };
+    let has = |d: &Path| bundle::study_dir(d, study_id).join(&file).is_file();
+    if has(data_dir) {
+        return Ok(data_dir.to_path_buf());
+    }
+    if target.0.as_deref().is_none_or(str::is_empty)
+        && let Some(parent) = target.1.parent()
+        && has(parent)
+    {
+        return Ok(parent.to_path_buf());
+    }
+    anyhow::bail!(
+        "--data-dir {}: the images of study {study_id} are not there; pass the --data-dir the study was imported with",
+        data_dir.display()
+    )
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let target = (cli.database_url.clone(), cli.db.clone());
     match cli.command {
@@ -333,9 +366,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (base, server) = match url {
                 Some(u) => (u, None),
                 None => {
+                    let data_dir = images_dir(&pool, s.id, &cli.data_dir, &target).await?;
                     let state = AppState {
                         db: pool.clone(),
-                        data_dir: cli.data_dir.clone(),
+                        data_dir,
                         leptos: web::leptos_options(
                             Path::new("target/site"),
                             "127.0.0.1:0".parse()?,

@@ -371,8 +371,10 @@ fn noise_bundle(dir: &Path) -> Vec<(String, f64)> {
     scores
 }
 
-fn cli(args: &[&str]) -> (bool, String, String) {
+/// Runs `jndlab-app` in folder `cwd` (so its default `jndlab-data` is a fresh one).
+fn cli(cwd: &Path, args: &[&str]) -> (bool, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_jndlab-app"))
+        .current_dir(cwd)
         .args(args)
         .env_remove("DATABASE_URL")
         .env_remove("JNDLAB_DB")
@@ -409,24 +411,25 @@ async fn simulate_cli_recovers_a_known_one_scene_truth() {
         .collect();
     eprintln!("truth {truth:.3?} (jnd step {step:.5})");
     let dbf = tmp.path().join("j.db");
-    let (db, data) = (dbf.to_str().unwrap(), tmp.path().join("data"));
-    let data = data.to_str().unwrap();
-    let (ok, out, err) = cli(&[
-        "--db",
-        db,
-        "--data-dir",
-        data,
-        "import",
-        bdir.to_str().unwrap(),
-        "--live",
-    ]);
+    let (db, data) = (dbf.to_str().unwrap(), tmp.path().to_str().unwrap());
+    let (ok, out, err) = cli(
+        tmp.path(),
+        &[
+            "--db",
+            db,
+            "--data-dir",
+            data,
+            "import",
+            bdir.to_str().unwrap(),
+            "--live",
+        ],
+    );
     assert!(ok, "{out}{err}");
     let step_s = format!("{step}");
+    // as the pipeline calls it: no --data-dir (the images are found next to the database file)
     let args = [
         "--db",
         db,
-        "--data-dir",
-        data,
         "simulate",
         "noise",
         "--observers",
@@ -439,12 +442,12 @@ async fn simulate_cli_recovers_a_known_one_scene_truth() {
         &step_s,
     ];
     // not a synthetic study: refused without --force, nothing written
-    let (ok, out, err) = cli(&args);
+    let (ok, out, err) = cli(tmp.path(), &args);
     assert!(!ok && err.contains("not a synthetic study"), "{out}{err}");
     let started = std::time::Instant::now();
     let mut forced = args.to_vec();
     forced.push("--force");
-    let (ok, out, err) = cli(&forced);
+    let (ok, out, err) = cli(tmp.path(), &forced);
     assert!(ok, "{out}{err}");
     eprintln!(
         "{out}simulate CLI took {:.1} s",

@@ -183,12 +183,16 @@ async fn check_exclusions(
     );
 }
 
-/// (b) each recovered score within its 95% CI of the noise-free target, or within `tol` JND of it.
+/// (b) each recovered score within its 95% CI of the noise-free target, or within `tol` JND of it, or
+/// within 4 standard errors (from the CI's width: (high - low) / (2 x 1.96)), so the test fails by chance
+/// about once in 10^4 runs per score, not once in 20.
 fn check_scores(label: &str, got: &JndSet, want: &BTreeMap<String, f64>, tol: f64) {
     let (lo, hi) = (got.ci_low.as_ref().unwrap(), got.ci_high.as_ref().unwrap());
     for (i, c) in got.conditions.iter().enumerate() {
         let w = want[c];
-        let ok = (lo[i] <= w && w <= hi[i]) || (got.jnd[i] - w).abs() <= tol;
+        let se = (hi[i] - lo[i]) / (2.0 * 1.96);
+        let d = (got.jnd[i] - w).abs();
+        let ok = (lo[i] <= w && w <= hi[i]) || d <= tol.max(4.0 * se);
         assert!(
             ok,
             "{label} {c}: recovered {:.3} [{:.3}, {:.3}], model {w:.3}",
@@ -480,8 +484,8 @@ async fn simulate_cli_recovers_a_known_one_scene_truth() {
         out.contains(&format!("({excluded} HITs excluded)")),
         "{out}"
     );
-    let p = 0.1;
-    let sd = (150.0 * p * (1.0 - p) as f64).sqrt();
+    let p: f64 = 0.1;
+    let sd = (150.0 * p * (1.0 - p)).sqrt();
     assert!(
         (excluded as f64 - 150.0 * p).abs() <= 4.0 * sd,
         "{excluded} excluded"

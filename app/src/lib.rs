@@ -7,6 +7,8 @@ pub mod api;
 pub mod ui;
 
 #[cfg(feature = "ssr")]
+pub mod observer;
+#[cfg(feature = "ssr")]
 pub mod participant;
 #[cfg(feature = "ssr")]
 pub mod server;

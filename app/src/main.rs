@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use app::observer::judge::Judge;
+use app::observer::model::ObserverModel;
+use app::observer::{bots, expected};
 use app::server::export::{self, Format};
 use app::server::results::{ObserverUnit, ResultsOptions};
 use app::server::{AppState, auth, bundle, db, demo, study, tokens, web};
@@ -109,24 +112,37 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Fill a study with SIMULATED participants answering through the normal answer path (for demos and
-    /// benchmarks of the results page). Refuses studies not marked synthetic unless --force.
+    /// Fill a study with SIMULATED observers over HTTP: each a new MTurk-style worker doing one whole HIT
+    /// like a browser (study page, start, images, answers), choosing by an MS-SSIM-driven Thurstonian model:
+    /// quality q = -(1 - MS-SSIM(reference, candidate)) / JND-STEP in JND, left chosen with probability
+    /// Phi((q_left - q_right) / 1.4826), so 1 JND = 75%; attention checks (one side identical to the
+    /// reference) answered wrong with probability CHECK-FAIL-RATE. Prints HITs, answers, failed checks and
+    /// the model's expected score per condition. Refuses studies not marked synthetic unless --force.
     Simulate {
-        /// Study slug or numeric id.
+        /// Study slug or numeric id (the study must be live).
         study: String,
-        /// Number of whole HITs, each by a new simulated worker.
+        /// Number of observers, each a new worker doing one whole HIT.
         #[arg(long, default_value_t = 100)]
-        hits: usize,
-        /// How many further HITs are adversarial: they fail the attention checks (so they are excluded)
-        /// and pick the worse image of every pair.
-        #[arg(long, default_value_t = 0)]
-        adversarial: usize,
-        /// True distance in JND between consecutive conditions in the bundle's order (first = best).
-        #[arg(long, default_value_t = 0.7)]
-        spacing: f64,
-        /// Seed of the simulated answers.
+        observers: usize,
+        /// Base URL of a running server (e.g. http://127.0.0.1:3000) serving this database; by default the
+        /// app's own server is started in-process on 127.0.0.1 (an ephemeral port) on the same database
+        /// and --data-dir (or, when that lacks the study's images, the folder of the --db file), and
+        /// stopped afterwards.
+        #[arg(long)]
+        url: Option<String>,
+        /// MS-SSIM difference that equals 1 JND (smaller: the observers are more sensitive).
+        #[arg(long, default_value_t = 0.01)]
+        jnd_step: f64,
+        /// Probability of answering an attention check wrong (each failed check excludes its HIT).
+        #[arg(long, default_value_t = 0.05)]
+        check_fail_rate: f64,
+        /// Seed of the observers' choices (observer i has its own stream: the same seed gives the same
+        /// choices for the same trials, whatever the scheduling).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// HITs in progress at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
         /// Also write simulated answers into a study that is not marked synthetic.
         #[arg(long)]
         force: bool,
@@ -231,6 +247,38 @@ fn db_label(target: &(Option<String>, PathBuf)) -> String {
     }
 }
 
+/// The data folder holding study `study_id`'s images: `--data-dir`, else (when that lacks them) the SQLite
+/// file's folder, the usual `--db DIR/x.db --data-dir DIR` layout.
+async fn images_dir(
+    pool: &db::Db,
+    study_id: i64,
+    data_dir: &Path,
+    target: &(Option<String>, PathBuf),
+) -> anyhow::Result<PathBuf> {
+    let file: Option<(String,)> =
+        sqlx::query_as("SELECT file_name FROM images WHERE study_id = $1 ORDER BY id LIMIT 1")
+            .bind(study_id)
+            .fetch_optional(pool)
+            .await?;
+    let Some((file,)) = file else {
+        return Ok(data_dir.to_path_buf());
+    };
+    let has = |d: &Path| bundle::study_dir(d, study_id).join(&file).is_file();
+    if has(data_dir) {
+        return Ok(data_dir.to_path_buf());
+    }
+    if target.0.as_deref().is_none_or(str::is_empty)
+        && let Some(parent) = target.1.parent()
+        && has(parent)
+    {
+        return Ok(parent.to_path_buf());
+    }
+    anyhow::bail!(
+        "--data-dir {}: the images of study {study_id} are not there; pass the --data-dir the study was imported with",
+        data_dir.display()
+    )
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let target = (cli.database_url.clone(), cli.db.clone());
     match cli.command {
@@ -294,13 +342,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Simulate {
             study: key,
-            hits,
-            adversarial,
-            spacing,
+            observers,
+            url,
+            jnd_step,
+            check_fail_rate,
             seed,
+            concurrency,
             force,
         } => {
-            use app::server::simulate::{self, Behaviour};
             let pool = open_db(&target).await?;
             let s = find_study(&pool, &key).await?;
             if s.synthetic == 0 && !force {
@@ -309,38 +358,73 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     s.slug
                 );
             }
-            let truth = simulate::truth_by_position(&pool, s.id, spacing).await?;
-            let truth_fn = |c: &str| truth.get(c).copied().unwrap_or(0.0);
-            let bar = indicatif::ProgressBar::new((hits + adversarial) as u64);
+            let model = ObserverModel {
+                jnd_step,
+                check_fail_rate,
+            };
+            model.validate()?;
+            let (base, server) = match url {
+                Some(u) => (u, None),
+                None => {
+                    let data_dir = images_dir(&pool, s.id, &cli.data_dir, &target).await?;
+                    let state = AppState {
+                        db: pool.clone(),
+                        data_dir,
+                        leptos: web::leptos_options(
+                            Path::new("target/site"),
+                            "127.0.0.1:0".parse()?,
+                        ),
+                        public_url: "http://127.0.0.1".into(),
+                        secure_cookies: false,
+                    };
+                    let (addr, handle) = web::spawn_local(state).await?;
+                    (format!("http://{addr}"), Some(handle))
+                }
+            };
+            let opts = bots::BotOptions {
+                observers,
+                concurrency,
+                seed,
+                run: format!("sim{}-{seed}", db::now_ms()),
+                model,
+            };
+            let bar = indicatif::ProgressBar::new(observers as u64);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} simulated HITs {elapsed}",
+                    "{bar:40} {pos}/{len} simulated HITs over HTTP {elapsed}",
                 )
                 .expect("valid template"),
             );
-            let prefix = format!("sim{}-", db::now_ms());
-            let mut state = seed;
-            let tick = || bar.inc(1);
-            let bad_prefix = format!("{prefix}bad-");
-            for crowd in [
-                simulate::Crowd {
-                    prefix: &prefix,
-                    hits,
-                    behaviour: Behaviour::Honest,
-                },
-                simulate::Crowd {
-                    prefix: &bad_prefix,
-                    hits: adversarial,
-                    behaviour: Behaviour::Adversarial,
-                },
-            ] {
-                simulate::run(&pool, &s.slug, &crowd, &truth_fn, &mut state, &tick).await?;
-            }
+            let tick = bar.clone();
+            let client = app::participant::Client::new(&base);
+            let judge = Judge::new();
+            let sum = bots::run(
+                &client,
+                &judge,
+                &s.slug,
+                &opts,
+                std::sync::Arc::new(move || tick.inc(1)),
+            )
+            .await;
             bar.finish_and_clear();
+            let expected = expected::expected_scores(&pool, s.id, &client, &judge, &model).await;
+            if let Some(h) = server {
+                h.abort();
+            }
             println!(
-                "study {}: {hits} honest and {adversarial} adversarial simulated HITs answered",
-                s.slug
+                "study {}: {} observers over {base}: {} HITs completed, {} answers, {} attention checks answered wrong ({} HITs excluded)",
+                s.slug, observers, sum.hits, sum.answers, sum.obvious_wrong, sum.hits_failed_check
             );
+            println!("model's expected score per condition (JND, mean over scenes, centred):");
+            for e in expected? {
+                println!("  {:<24} {:>8.3}", e.condition, e.centred);
+            }
+            if !sum.errors.is_empty() {
+                for e in sum.errors.iter().take(10) {
+                    eprintln!("  {e}");
+                }
+                anyhow::bail!("{} observers failed", sum.errors.len());
+            }
             Ok(())
         }
         Command::Token { command } => {

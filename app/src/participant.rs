@@ -1,7 +1,7 @@
 //! A simulated participant over HTTP, exactly as the browser talks to the server: fetch the study page,
 //! start the HIT through the `start_hit` server function, answer each trial through `submit_answer`.
 //! Used by the load generator (`jndlab-load`) and the crash test; the answer *choice* is the caller's
-//! (a later observer model plugs in there).
+//! (`crate::observer` supplies a metric-driven one).
 
 use std::time::{Duration, Instant};
 
@@ -110,6 +110,18 @@ impl Client {
             });
         }
         Ok(t.elapsed())
+    }
+
+    /// GETs a file (e.g. an image at `/media/{id}`) and returns its bytes. Non-2xx is an error.
+    pub async fn get_bytes(&self, path: &str) -> Result<Bytes, RequestError> {
+        let (status, body) = self.request(Method::GET, path, None).await?;
+        if !(200..300).contains(&status) {
+            return Err(RequestError {
+                status: Some(status),
+                message: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        Ok(body)
     }
 
     async fn server_fn(&self, path: &str, body: String) -> Result<HitView, RequestError> {

@@ -1,5 +1,6 @@
 //! Simulated participants with known truth, answering through the app's own assignment and answer path:
-//! for tests, for benchmarks of the results, and to fill a SYNTHETIC demo study's results page.
+//! for tests and benchmarks of the results (in-process, truth by condition; `jndlab-app simulate` instead
+//! runs the metric-driven observers of `crate::observer` over HTTP).
 //! An honest participant answers attention checks right and each pair as a Thurstone case V observer
 //! (left chosen with probability Phi((q_left - q_right) / 1.4826), so 1 JND = 75%); an adversarial one
 //! fails the checks and picks the worse image of every pair.

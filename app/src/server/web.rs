@@ -147,3 +147,21 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
     .await?;
     Ok(())
 }
+
+/// Serves on an ephemeral port of 127.0.0.1 in a background task (the in-process server of `simulate` and
+/// of tests); returns the address and the task (abort it to stop the server).
+pub async fn spawn_local(
+    state: AppState,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1: {e}"))?;
+    let addr = listener.local_addr()?;
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("in-process server: {e}");
+        }
+    });
+    Ok((addr, handle))
+}

@@ -192,11 +192,12 @@ fn bad_input_is_refused_with_a_reason() {
     assert!(e.contains("replicates"), "{e}");
 }
 
-/// Not a check: prints how long a plan takes for a demo-sized study (4 conditions, pooled) and for
-/// 10 conditions, for BENCHMARKS.md (`cargo test -p scaling --test power timing -- --nocapture`).
+/// Not a check of speed: prints how long a plan takes for demo-sized studies (4 conditions, pooled
+/// over scenes; 360, 2,700 and 18,000 comparisons) and for 10 conditions, for BENCHMARKS.md
+/// (`cargo test -p scaling --test power timing -- --nocapture`).
 #[test]
 fn timing_of_a_plan() {
-    for (n, observers) in [(4, 60), (10, 30)] {
+    for (n, observers) in [(4, 60), (4, 450), (4, 3000), (10, 30)] {
         let truth: Vec<f64> = (0..n).map(|i| i as f64 * 0.6).collect();
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let obs = scaling::simulate::full_design(&truth, observers, 1, &mut rng);

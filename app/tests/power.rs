@@ -110,18 +110,18 @@ async fn power_planning_shows_fewer_comparisons_after_more_answers(t: TestDb) {
     assert!(width > 0.5, "{width}");
     assert!(cell(&body, "power-status").contains(&format!("About {more_before} more comparisons")));
 
-    answer(&t, &s, "more", 30, &mut seed).await;
+    answer(&t, &s, "more", 50, &mut seed).await;
     let (code, _, body) = send(&app, get(&page("0.5"), cookie())).await;
     assert_eq!(code, StatusCode::OK, "{body}");
-    assert_eq!(number(&body, "power-current"), 240);
+    assert_eq!(number(&body, "power-current"), 360);
     let more_after = number(&body, "power-additional");
     let needed_after = number(&body, "power-needed");
     assert!(
         more_after < more_before,
-        "{more_after} more after 240 answers, {more_before} after 60"
+        "{more_after} more after 360 answers, {more_before} after 60"
     );
     eprintln!(
-        "target 0.5: after 60 answers {more_before} more (needed {needed_before}); after 240, {more_after} more (needed {needed_after})"
+        "target 0.5: after 60 answers {more_before} more (needed {needed_before}); after 360, {more_after} more (needed {needed_after})"
     );
     // the total needed is a property of the study, not of how far it got: about the same estimate
     let ratio = needed_after as f64 / needed_before as f64;
@@ -140,6 +140,19 @@ async fn power_planning_shows_fewer_comparisons_after_more_answers(t: TestDb) {
         "{body}"
     );
 
+    // the widest CI instead of the mean one: a larger width, more comparisons needed
+    let (code, _, body) = send(&app, get(&format!("{}&width=max", page("0.5")), cookie())).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(number(&body, "power-additional") > more_after, "{body}");
+    assert!(body.contains("widest 95% CI (JND)"), "the plot's axis");
+    let (code, _, body) = send(
+        &app,
+        get(&format!("{}&width=median", page("0.5")), cookie()),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(body.contains("width"), "{body}");
+
     // bad targets: 400 naming the field
     for bad in ["abc", "0", "-1", "NaN", "inf", "100"] {
         let (code, _, body) = send(&app, get(&page(bad), cookie())).await;
@@ -154,10 +167,11 @@ async fn power_planning_shows_fewer_comparisons_after_more_answers(t: TestDb) {
     let (code, _, body) = send(&app, get(&api, bearer())).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["counts"]["answers_used"], 240);
+    assert_eq!(v["counts"]["answers_used"], 360);
     assert_eq!(v["power"]["target"], 0.5);
     assert_eq!(v["power"]["plan"]["additional_comparisons"], more_after);
     assert_eq!(v["power"]["additional_hits"], more_after.div_ceil(6));
+    assert_eq!(v["power"]["summary"], "mean");
     assert!(v["power"]["plan"]["curve"].as_array().unwrap().len() >= 2);
     let (code, _, body) = send(&app, get(&format!("{api}x"), bearer())).await;
     assert_eq!(code, StatusCode::BAD_REQUEST);

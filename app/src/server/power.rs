@@ -3,6 +3,7 @@
 //! the pooled fitted scores over the study's design pairs). Cached like the results, per study, results
 //! options and target, keyed by the same data version.
 
+use scaling::power::WidthSummary;
 use serde::{Deserialize, Serialize};
 
 use super::db::{self, Db};
@@ -19,9 +20,11 @@ pub const REPLICATES: usize = 200;
 /// The power planning shown on the results page and in the results API (`power`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PowerReport {
-    /// Target mean width of the 95% CIs (JND).
+    /// Target width of the 95% CIs (JND).
     pub target: f64,
-    /// Mean width of the pooled bootstrap CIs on the page (absent without CIs).
+    /// Which width the target applies to: the mean over conditions (default) or the widest.
+    pub summary: WidthSummary,
+    /// That width of the pooled bootstrap CIs on the page (absent without CIs).
     pub bootstrap_width: Option<f64>,
     /// The plan (absent when it could not be made: see `error`).
     pub plan: Option<scaling::power::Power>,
@@ -47,6 +50,24 @@ pub fn parse_target(value: Option<&str>) -> Result<f64, String> {
     }
 }
 
+/// The `width` query value: empty or absent = mean, else `mean` or `max`.
+pub fn parse_summary(value: Option<&str>) -> Result<WidthSummary, String> {
+    match value.map(str::trim).unwrap_or("") {
+        "" | "mean" => Ok(WidthSummary::Mean),
+        "max" => Ok(WidthSummary::Max),
+        other => Err(format!(
+            "width: expected \"mean\" or \"max\", found \"{other}\""
+        )),
+    }
+}
+
+pub fn summary_name(s: WidthSummary) -> &'static str {
+    match s {
+        WidthSummary::Mean => "mean",
+        WidthSummary::Max => "max",
+    }
+}
+
 /// The study's design pairs as (condition key, condition key), pooled over scenes.
 pub async fn design_pairs(db: &Db, study_id: i64) -> anyhow::Result<Vec<(String, String)>> {
     Ok(sqlx::query_as(
@@ -65,9 +86,11 @@ pub fn compute(
     pairs: &[(String, String)],
     trials_per_hit: i64,
     target: f64,
+    summary: WidthSummary,
 ) -> PowerReport {
     let mut report = PowerReport {
         target,
+        summary,
         bootstrap_width: None,
         plan: None,
         trials_per_hit,
@@ -81,7 +104,11 @@ pub fn compute(
     };
     if let (Some(l), Some(h)) = (&p.ci_low, &p.ci_high) {
         let n = l.len().max(1) as f64;
-        report.bootstrap_width = Some(h.iter().zip(l).map(|(h, l)| h - l).sum::<f64>() / n);
+        let widths = h.iter().zip(l).map(|(h, l)| h - l);
+        report.bootstrap_width = Some(match summary {
+            WidthSummary::Mean => widths.sum::<f64>() / n,
+            WidthSummary::Max => widths.fold(0.0, f64::max),
+        });
     }
     let made = (|| -> Result<scaling::power::Power, String> {
         let data = scaling::CountMatrix::from_rows(&r.count_matrix, Some(p.conditions.clone()))
@@ -106,6 +133,7 @@ pub fn compute(
         let design = scaling::power::Design::observed(&data, &idx).map_err(|e| e.to_string())?;
         let o = scaling::power::PowerOptions {
             target,
+            summary,
             replicates: REPLICATES,
             seed: r.options.seed,
             ..Default::default()
@@ -130,8 +158,13 @@ pub async fn power(
     s: &Study,
     r: &StudyResults,
     target: f64,
+    summary: WidthSummary,
 ) -> anyhow::Result<PowerReport> {
-    let key = format!("power;{};target={target}", r.options.cache_key());
+    let key = format!(
+        "power;{};target={target};width={}",
+        r.options.cache_key(),
+        summary_name(summary)
+    );
     let cached: Option<(String, String)> = sqlx::query_as(
         "SELECT data_version, result_json FROM results_cache WHERE study_id = $1 AND options = $2",
     )
@@ -151,7 +184,8 @@ pub async fn power(
     let pairs = design_pairs(db, s.id).await?;
     let (r2, tph) = (r.clone(), s.trials_per_hit);
     let started = std::time::Instant::now();
-    let report = tokio::task::spawn_blocking(move || compute(&r2, &pairs, tph, target)).await?;
+    let report =
+        tokio::task::spawn_blocking(move || compute(&r2, &pairs, tph, target, summary)).await?;
     tracing::info!(
         "study {}: power planning ({key}) in {:.2} s",
         s.id,
@@ -190,7 +224,10 @@ pub fn svg(p: &PowerReport) -> anyhow::Result<Option<String>> {
     let now = plan.current_comparisons as f64;
     let series = [
         scaling::Series {
-            name: "simulated mean 95% CI width",
+            name: match p.summary {
+                WidthSummary::Mean => "simulated mean 95% CI width",
+                WidthSummary::Max => "simulated max 95% CI width",
+            },
             points: curve,
         },
         scaling::Series {
@@ -205,7 +242,10 @@ pub fn svg(p: &PowerReport) -> anyhow::Result<Option<String>> {
     scaling::line_chart_svg(
         "Power planning: CI width vs comparisons",
         "comparisons (pooled over scenes)",
-        "mean width of the 95% CIs (JND)",
+        match p.summary {
+            WidthSummary::Mean => "mean width of the 95% CIs (JND)",
+            WidthSummary::Max => "widest 95% CI (JND)",
+        },
         &series,
     )
     .map(Some)

@@ -19,6 +19,7 @@ use super::power::{self, PowerReport};
 use super::results::{self, MAX_WEB_REPLICATES, ObserverUnit, ResultsOptions, StudyResults};
 use super::study::{self, Study};
 use super::tokens;
+use scaling::power::WidthSummary;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -41,6 +42,8 @@ pub struct ResultsQuery {
     seed: Option<u64>,
     /// Target mean width (JND) of the 95% CIs for the power planning (default 0.5).
     target: Option<String>,
+    /// What the target applies to: `mean` (default) or `max` width over conditions.
+    width: Option<String>,
 }
 
 impl ResultsQuery {
@@ -72,8 +75,11 @@ impl ResultsQuery {
     }
 
     /// The power planning's target, or the message of a 400 response.
-    fn target(&self) -> Result<f64, String> {
-        power::parse_target(self.target.as_deref())
+    fn target(&self) -> Result<(f64, WidthSummary), String> {
+        Ok((
+            power::parse_target(self.target.as_deref())?,
+            power::parse_summary(self.width.as_deref())?,
+        ))
     }
 }
 
@@ -221,7 +227,9 @@ fn power_section(b: &mut String, x: &Study, r: &StudyResults, p: &PowerReport) {
          <input type=\"hidden\" name=\"replicates\" value=\"{}\">\
          <input type=\"hidden\" name=\"seed\" value=\"{}\">\
          <label>Target CI width (JND) <input type=\"number\" name=\"target\" id=\"power-target\" min=\"0.01\" \
-         max=\"{}\" step=\"0.01\" value=\"{}\"></label> <button id=\"apply-target\">Estimate</button></form>",
+         max=\"{}\" step=\"0.01\" value=\"{}\"></label> \
+         <label>for the <select name=\"width\" id=\"power-width\"><option value=\"mean\"{}>mean</option>\
+         <option value=\"max\"{}>widest</option></select> CI</label> <button id=\"apply-target\">Estimate</button></form>",
         power::REPLICATES,
         o.observer.as_str(),
         u8::from(o.include_excluded),
@@ -229,6 +237,16 @@ fn power_section(b: &mut String, x: &Study, r: &StudyResults, p: &PowerReport) {
         o.seed,
         power::MAX_TARGET,
         p.target,
+        if p.summary == WidthSummary::Mean {
+            " selected"
+        } else {
+            ""
+        },
+        if p.summary == WidthSummary::Max {
+            " selected"
+        } else {
+            ""
+        },
         id = x.id
     );
     let Some(plan) = &p.plan else {
@@ -243,7 +261,7 @@ fn power_section(b: &mut String, x: &Study, r: &StudyResults, p: &PowerReport) {
     let hits = p.additional_hits.unwrap_or(0);
     let _ = write!(
         b,
-        "<table id=\"power-table\"><tr><th>Mean CI width now (bootstrap)</th><th>Mean CI width now (simulated)</th>\
+        "<table id=\"power-table\"><tr><th>{w} CI width now (bootstrap)</th><th>{w} CI width now (simulated)</th>\
          <th>Target</th><th>Comparisons so far</th><th>Comparisons needed</th><th>Additional comparisons</th>\
          <th>Additional HITs ({} pair trials each)</th></tr>\
          <tr><td id=\"power-bootstrap-width\">{}</td><td id=\"power-current-width\">{}</td><td id=\"power-target-value\">{}</td>\
@@ -256,7 +274,11 @@ fn power_section(b: &mut String, x: &Study, r: &StudyResults, p: &PowerReport) {
         plan.current_comparisons,
         plan.needed_comparisons,
         plan.additional_comparisons,
-        hits
+        hits,
+        w = match p.summary {
+            WidthSummary::Mean => "Mean",
+            WidthSummary::Max => "Widest",
+        }
     );
     let status = if plan.target_met {
         "Target reached: the current answers already give CIs this narrow.".to_string()
@@ -267,8 +289,9 @@ fn power_section(b: &mut String, x: &Study, r: &StudyResults, p: &PowerReport) {
         )
     } else {
         format!(
-            "About {} more comparisons ({hits} more HITs) for a mean CI width of {} JND.",
+            "About {} more comparisons ({hits} more HITs) for a {} CI width of {} JND.",
             plan.additional_comparisons,
+            power::summary_name(p.summary),
             f2(p.target)
         )
     };
@@ -453,7 +476,7 @@ async fn results_page(
         Ok(o) => o,
         Err(m) => return bad_request(m),
     };
-    let target = match q.target() {
+    let (target, summary) = match q.target() {
         Ok(t) => t,
         Err(m) => return bad_request(m),
     };
@@ -461,7 +484,7 @@ async fn results_page(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let p = match power::power(&st.db, &x, &r, target).await {
+    let p = match power::power(&st.db, &x, &r, target, summary).await {
         Ok(p) => p,
         Err(e) => return internal(e),
     };
@@ -600,7 +623,7 @@ async fn api_results(
         Ok(o) => o,
         Err(m) => return bad_request(m),
     };
-    let target = match q.target() {
+    let (target, summary) = match q.target() {
         Ok(t) => t,
         Err(m) => return bad_request(m),
     };
@@ -608,7 +631,7 @@ async fn api_results(
         Ok(v) => v,
         Err(r) => return r,
     };
-    match power::power(&st.db, &x, &results, target).await {
+    match power::power(&st.db, &x, &results, target, summary).await {
         Ok(power) => axum::Json(ApiResults { results, power }).into_response(),
         Err(e) => internal(e),
     }

@@ -216,7 +216,7 @@ fn power_section(b: &mut String, x: &Study, r: &StudyResults, p: &PowerReport) {
     let _ = write!(
         b,
         "<h2 id=\"power\">Power planning</h2>\
-         <p>How many more comparisons until the mean width of the pooled 95% CIs reaches the target: \
+         <p>How many more comparisons until the width of the pooled 95% CIs (the mean over conditions, or the widest) reaches the target: \
          synthetic studies drawn from the fitted scores (Thurstone case V) over the study's pairs, \
          {} per candidate total, scaled like the data; the width is the 2.5-97.5 percentile spread of \
          each condition's score. It assumes observers agree with the model: with disagreeing observers \

@@ -5,7 +5,8 @@
 //! pwcmp's "gaussian" prior), minimised in the log domain with L-BFGS and an analytic gradient, so that
 //! large counts and unanimous designs are handled (the latter reported as having no finite optimum
 //! instead of returning optimiser-dependent numbers). On top: observer bootstrap CIs, a significance
-//! matrix and the leave-one-out observer outlier analysis.
+//! matrix, the leave-one-out observer outlier analysis and power planning ([`power`]: comparisons
+//! needed for a target CI width).
 //!
 //! ```
 //! use scaling::{CountMatrix, ScaleOptions, scale};
@@ -28,6 +29,7 @@ pub mod normal;
 mod objective;
 mod outliers;
 mod plot;
+pub mod power;
 mod quantile;
 mod significance;
 pub mod simulate;

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod export;
 pub mod fault;
 pub mod plots;
+pub mod power;
 pub mod results;
 pub mod results_web;
 pub mod simulate;

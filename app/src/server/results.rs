@@ -64,7 +64,8 @@ impl Default for ResultsOptions {
 }
 
 impl ResultsOptions {
-    fn cache_key(&self) -> String {
+    /// The options' part of a cache key.
+    pub fn cache_key(&self) -> String {
         format!(
             "observer={};excluded={};replicates={};seed={}",
             self.observer.as_str(),

@@ -15,9 +15,11 @@ use super::AppState;
 use super::admin::{esc, internal, page, require, require_csrf};
 use super::export::{self, FORMATS, Format};
 use super::plots::{self, PLOTS, Plot};
+use super::power::{self, PowerReport};
 use super::results::{self, MAX_WEB_REPLICATES, ObserverUnit, ResultsOptions, StudyResults};
 use super::study::{self, Study};
 use super::tokens;
+use scaling::power::WidthSummary;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -38,6 +40,10 @@ pub struct ResultsQuery {
     include_excluded: Option<String>,
     replicates: Option<usize>,
     seed: Option<u64>,
+    /// Target mean width (JND) of the 95% CIs for the power planning (default 0.5).
+    target: Option<String>,
+    /// What the target applies to: `mean` (default) or `max` width over conditions.
+    width: Option<String>,
 }
 
 impl ResultsQuery {
@@ -66,6 +72,14 @@ impl ResultsQuery {
             o.seed = s;
         }
         Ok(o)
+    }
+
+    /// The power planning's target, or the message of a 400 response.
+    fn target(&self) -> Result<(f64, WidthSummary), String> {
+        Ok((
+            power::parse_target(self.target.as_deref())?,
+            power::parse_summary(self.width.as_deref())?,
+        ))
     }
 }
 
@@ -197,7 +211,112 @@ fn matrix_table(b: &mut String, id: &str, names: &[String], cell: impl Fn(usize,
     b.push_str("</table>");
 }
 
-fn results_body(st: &AppState, x: &Study, r: &StudyResults, times: &[(i64, bool)]) -> String {
+fn power_section(b: &mut String, x: &Study, r: &StudyResults, p: &PowerReport) {
+    let o = &r.options;
+    let _ = write!(
+        b,
+        "<h2 id=\"power\">Power planning</h2>\
+         <p>How many more comparisons until the width of the pooled 95% CIs (the mean over conditions, or the widest) reaches the target: \
+         synthetic studies drawn from the fitted scores (Thurstone case V) over the study's pairs, \
+         {} per candidate total, scaled like the data; the width is the 2.5-97.5 percentile spread of \
+         each condition's score. It assumes observers agree with the model: with disagreeing observers \
+         the bootstrap CIs are wider than simulated.</p>\
+         <form method=\"get\" action=\"/admin/studies/{id}/results#power\" id=\"power-form\" class=\"settings\">\
+         <input type=\"hidden\" name=\"observer\" value=\"{}\">\
+         <input type=\"hidden\" name=\"include_excluded\" value=\"{}\">\
+         <input type=\"hidden\" name=\"replicates\" value=\"{}\">\
+         <input type=\"hidden\" name=\"seed\" value=\"{}\">\
+         <label>Target CI width (JND) <input type=\"number\" name=\"target\" id=\"power-target\" min=\"0.01\" \
+         max=\"{}\" step=\"0.01\" value=\"{}\"></label> \
+         <label>for the <select name=\"width\" id=\"power-width\"><option value=\"mean\"{}>mean</option>\
+         <option value=\"max\"{}>widest</option></select> CI</label> <button id=\"apply-target\">Estimate</button></form>",
+        power::REPLICATES,
+        o.observer.as_str(),
+        u8::from(o.include_excluded),
+        o.replicates,
+        o.seed,
+        power::MAX_TARGET,
+        p.target,
+        if p.summary == WidthSummary::Mean {
+            " selected"
+        } else {
+            ""
+        },
+        if p.summary == WidthSummary::Max {
+            " selected"
+        } else {
+            ""
+        },
+        id = x.id
+    );
+    let Some(plan) = &p.plan else {
+        let _ = write!(
+            b,
+            "<p class=\"notice\" id=\"power-status\">No power planning: {}</p>",
+            esc(p.error.as_deref().unwrap_or("no plan"))
+        );
+        return;
+    };
+    let opt = |v: Option<f64>| v.map(f2).unwrap_or_else(|| "-".into());
+    let hits = p.additional_hits.unwrap_or(0);
+    let _ = write!(
+        b,
+        "<table id=\"power-table\"><tr><th>{w} CI width now (bootstrap)</th><th>{w} CI width now (simulated)</th>\
+         <th>Target</th><th>Comparisons so far</th><th>Comparisons needed</th><th>Additional comparisons</th>\
+         <th>Additional HITs ({} pair trials each)</th></tr>\
+         <tr><td id=\"power-bootstrap-width\">{}</td><td id=\"power-current-width\">{}</td><td id=\"power-target-value\">{}</td>\
+         <td id=\"power-current\">{}</td><td id=\"power-needed\">{}</td><td id=\"power-additional\">{}</td>\
+         <td id=\"power-hits\">{}</td></tr></table>",
+        p.trials_per_hit,
+        opt(p.bootstrap_width),
+        opt(plan.current_width),
+        f2(p.target),
+        plan.current_comparisons,
+        plan.needed_comparisons,
+        plan.additional_comparisons,
+        hits,
+        w = match p.summary {
+            WidthSummary::Mean => "Mean",
+            WidthSummary::Max => "Widest",
+        }
+    );
+    let status = if plan.target_met {
+        "Target reached: the current answers already give CIs this narrow.".to_string()
+    } else if plan.capped {
+        format!(
+            "Not reachable within {} comparisons in total.",
+            plan.needed_comparisons
+        )
+    } else {
+        format!(
+            "About {} more comparisons ({hits} more HITs) for a {} CI width of {} JND.",
+            plan.additional_comparisons,
+            power::summary_name(p.summary),
+            f2(p.target)
+        )
+    };
+    let _ = write!(b, "<p id=\"power-status\">{}</p>", esc(&status));
+    for n in &p.notes {
+        let _ = write!(b, "<p class=\"notice\">{}</p>", esc(n));
+    }
+    match power::svg(p) {
+        Ok(Some(svg)) => {
+            let _ = write!(b, "<figure class=\"plot\" id=\"plot-power\">{svg}</figure>");
+        }
+        Ok(None) => {}
+        Err(e) => {
+            let _ = write!(b, "<p class=\"error\">{}</p>", esc(&format!("{e:#}")));
+        }
+    }
+}
+
+fn results_body(
+    st: &AppState,
+    x: &Study,
+    r: &StudyResults,
+    p: &PowerReport,
+    times: &[(i64, bool)],
+) -> String {
     let o = &r.options;
     let q = esc(&query_string(o));
     let id = x.id;
@@ -260,6 +379,7 @@ fn results_body(st: &AppState, x: &Study, r: &StudyResults, times: &[(i64, bool)
             }
         }
     }
+    power_section(&mut b, x, r, p);
     scene_table(&mut b, r);
     if let (Some(p), Some(s)) = (&r.pooled, &r.significance) {
         let _ = write!(
@@ -356,15 +476,23 @@ async fn results_page(
         Ok(o) => o,
         Err(m) => return bad_request(m),
     };
+    let (target, summary) = match q.target() {
+        Ok(t) => t,
+        Err(m) => return bad_request(m),
+    };
     let (x, r) = match load(&st, id, &o).await {
         Ok(v) => v,
         Err(r) => return r,
+    };
+    let p = match power::power(&st.db, &x, &r, target, summary).await {
+        Ok(p) => p,
+        Err(e) => return internal(e),
     };
     let times = match results::answer_times(&st.db, id).await {
         Ok(v) => v,
         Err(e) => return internal(e),
     };
-    let body = results_body(&st, &x, &r, &times);
+    let body = results_body(&st, &x, &r, &p, &times);
     page(&format!("Results: {}", x.name), Some(&s), &body).into_response()
 }
 
@@ -495,10 +623,26 @@ async fn api_results(
         Ok(o) => o,
         Err(m) => return bad_request(m),
     };
-    match load(&st, id, &o).await {
-        Ok((_, r)) => axum::Json(r).into_response(),
-        Err(r) => r,
+    let (target, summary) = match q.target() {
+        Ok(t) => t,
+        Err(m) => return bad_request(m),
+    };
+    let (x, results) = match load(&st, id, &o).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match power::power(&st.db, &x, &results, target, summary).await {
+        Ok(power) => axum::Json(ApiResults { results, power }).into_response(),
+        Err(e) => internal(e),
     }
+}
+
+/// The results API's body: the results with the power planning (`power`) beside them.
+#[derive(Debug, serde::Serialize, Deserialize)]
+pub struct ApiResults {
+    #[serde(flatten)]
+    pub results: StudyResults,
+    pub power: PowerReport,
 }
 
 async fn tokens_view(st: &AppState, s: &super::auth::Session, created: Option<String>) -> Response {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds (scripts/build-app.sh) and starts the study platform on SQLite with the SYNTHETIC demo study loaded.
+# Builds (scripts/build-app.sh) and starts the study platform on SQLite with the demo study loaded (assets/demo: real outputs of the demo pipeline).
 # Prints the participant URL and the admin login. Extra arguments go to `jndlab-app serve`.
 # Env: CARGO_TARGET_DIR (default target), JNDLAB_ADDR (default 127.0.0.1:3000), JNDLAB_DB, JNDLAB_DATA_DIR.
 set -euo pipefail

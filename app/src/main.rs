@@ -11,7 +11,7 @@ use app::observer::model::ObserverModel;
 use app::observer::{bots, expected};
 use app::server::export::{self, Format};
 use app::server::results::{ObserverUnit, ResultsOptions};
-use app::server::{AppState, auth, bundle, db, demo, study, tokens, web};
+use app::server::{AppState, auth, bundle, db, study, tokens, web};
 
 #[derive(Parser)]
 #[command(
@@ -57,7 +57,7 @@ enum Command {
         /// URL participants use to reach this server (default http://ADDR); https makes admin cookies Secure.
         #[arg(long, env = "JNDLAB_PUBLIC_URL")]
         public_url: Option<String>,
-        /// Import the synthetic demo bundle (once) and set it live.
+        /// Import the demo bundle (once: real outputs of the demo pipeline, see assets/demo/README.md) and set it live.
         #[arg(long)]
         demo: bool,
         /// Where the demo bundle is.
@@ -83,11 +83,6 @@ enum Command {
         slug: String,
         /// New state: live, paused or closed.
         state: String,
-    },
-    /// (Re)generate the SYNTHETIC demo bundle into a folder.
-    DemoBundle {
-        /// Output folder (e.g. assets/demo).
-        out: PathBuf,
     },
     /// Export a study's results (the data of the admin results page) to stdout or a file.
     Export {
@@ -456,11 +451,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::DemoBundle { out } => {
-            demo::write_demo_bundle(&out)?;
-            println!("wrote the synthetic demo bundle to {}", out.display());
-            Ok(())
-        }
         Command::Import { path, live } => {
             let pool = open_db(&target).await?;
             let imp = import(&pool, &cli.data_dir, &path, live).await?;
@@ -540,7 +530,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 db_label(&target)
             );
             if let Some(slug) = demo_slug {
-                println!("  participant URL (demo study, SYNTHETIC images): {public_url}/s/{slug}");
+                println!("  participant URL (demo study): {public_url}/s/{slug}");
                 println!(
                     "  MTurk-style test URL: {public_url}/s/{slug}?assignmentId=A1&hitId=H1&workerId=W1&turkSubmitTo=https://workersandbox.mturk.com"
                 );

@@ -111,6 +111,24 @@ async fn power_planning_shows_fewer_comparisons_after_more_answers(t: TestDb) {
     assert!(cell(&body, "power-status").contains(&format!("About {more_before} more comparisons")));
 
     answer(&t, &s, "more", 50, &mut seed).await;
+    // The study page shows the default plan once the results page has computed it for these answers.
+    let study_page = format!("/admin/studies/{}", s.id);
+    let (code, _, body) = send(&app, get(&study_page, cookie())).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(
+        cell(&body, "study-power").contains("not computed"),
+        "{body}"
+    );
+    let (code, _, results) = send(
+        &app,
+        get(&format!("/admin/studies/{}/results", s.id), cookie()),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{results}");
+    let status = cell(&results, "power-status");
+    assert!(status.contains("more comparisons"), "{status}");
+    let (_, _, body) = send(&app, get(&study_page, cookie())).await;
+    assert!(cell(&body, "study-power").contains(&status), "{body}");
     let (code, _, body) = send(&app, get(&page("0.5"), cookie())).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_eq!(number(&body, "power-current"), 360);

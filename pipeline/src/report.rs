@@ -147,10 +147,11 @@ pub fn write_report(c: &PipelineConfig, l: &Layout) -> Result<()> {
     std::fs::create_dir_all(dir.join("images"))?;
 
     let mut figures: Vec<(String, String, String)> = Vec::new(); // (file, caption, svg)
+    // Charts are labelled by condition key (short); the table gives the full labels.
     let points: Vec<PlotPoint> = rows
         .iter()
         .map(|r| PlotPoint {
-            name: &r.label,
+            name: &r.key,
             jnd: r.jnd,
             ci: r.ci,
         })
@@ -177,7 +178,7 @@ pub fn write_report(c: &PipelineConfig, l: &Layout) -> Result<()> {
             .iter()
             .filter_map(|r| {
                 r.means.get(metric).map(|&x| ScatterPoint {
-                    name: &r.label,
+                    name: &r.key,
                     x,
                     y: r.jnd,
                     y_ci: r.ci,

@@ -99,15 +99,43 @@ fn describe_loss(spec: &str) -> String {
         .split('+')
         .map(|t| {
             let name = t.rsplit('*').next().unwrap_or(t);
-            let name = name.split(':').next().unwrap_or(name).to_ascii_lowercase();
-            LOSSES
+            let (name, arg) = name.split_once(':').unwrap_or((name, ""));
+            let name = name.to_ascii_lowercase();
+            // The first clause of the registry's description (the rest documents the spec's arguments).
+            let d = LOSSES
                 .iter()
                 .find(|(n, a, _)| *n == name || a.contains(&name.as_str()))
-                .map(|(_, _, d)| d.to_string())
-                .unwrap_or(name)
+                .map(|(_, _, d)| d.split(';').next().unwrap_or(d).trim().to_string())
+                .unwrap_or_else(|| name.clone());
+            match file_arg(arg) {
+                Some(f) => format!("{d} with the weights {f}"),
+                None => d,
+            }
         })
         .collect();
     terms.join(" + ")
+}
+
+/// The file name of a loss argument that is a path (`mdf:runs/x/phase1.safetensors`), else None.
+fn file_arg(arg: &str) -> Option<String> {
+    let p = std::path::Path::new(arg);
+    (arg.contains('/') || p.extension().is_some())
+        .then(|| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+        .flatten()
+}
+
+/// A loss spec as people read it: path arguments shortened to their file name.
+fn display_spec(spec: &str) -> String {
+    spec.split('+')
+        .map(|t| match t.split_once(':') {
+            Some((n, arg)) => match file_arg(arg) {
+                Some(f) => format!("{n}:{f}"),
+                None => t.to_string(),
+            },
+            None => t.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 fn task_text(task: &str, deg: &str) -> String {
@@ -143,7 +171,7 @@ pub fn manifest(r: &EvalReport, o: &ExportOptions) -> Result<Manifest> {
             label: Some(format!(
                 "{} trained with {} ({})",
                 m.net,
-                m.loss,
+                display_spec(&m.loss),
                 describe_loss(&m.loss)
             )),
         });
@@ -320,4 +348,28 @@ fn collect(root: &Path, d: &Path, out: &mut Vec<String>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{describe_loss, display_spec};
+
+    #[test]
+    fn labels_shorten_weight_paths_and_keep_other_arguments() {
+        assert_eq!(
+            display_spec("mdf:runs/demo/phase1/phase1.safetensors"),
+            "mdf:phase1.safetensors"
+        );
+        assert_eq!(display_spec("l2+0.1*lpips:alex"), "l2+0.1*lpips:alex");
+        assert_eq!(display_spec("vgg:relu2_2,relu3_3"), "vgg:relu2_2,relu3_3");
+        assert_eq!(
+            describe_loss("mdf:runs/demo/phase1/phase1.safetensors"),
+            "MDF loss with the weights phase1.safetensors"
+        );
+        assert_eq!(describe_loss("mdf:denoising"), "MDF loss");
+        assert_eq!(
+            describe_loss("l2+0.1*lpips:alex"),
+            describe_loss("l2") + " + LPIPS v0.1"
+        );
+    }
 }

@@ -439,11 +439,19 @@ async fn study_view(
         xml = esc(&external_question(public, &x.slug))
     );
     let full = items.iter().filter(|i| i.valid >= x.repetitions).count();
+    // Only a plan already computed for the current answers (by the results page): this page stays fast.
+    let power = match super::power::cached_default(&st.db, id).await? {
+        Some(p) => esc(&p.status()),
+        None => {
+            "not computed for the current answers yet; the results page computes it.".to_string()
+        }
+    };
     let _ = write!(
         b,
         "<h2>Progress</h2><p id=\"hit-counts\">HITs started: <b id=\"hits-started\">{}</b>, completed: <b id=\"hits-completed\">{}</b>, \
          excluded: <b id=\"hits-excluded\">{}</b>, workers: {}</p>\
          <p>Design: <b id=\"design-filled\">{full}</b> of {} pair-and-scene items have {} valid answer(s).</p>\
+         <p id=\"study-power\">Power planning: {power} <a href=\"/admin/studies/{id}/results#power\">(details, other targets)</a></p>\
          <table id=\"progress-table\"><tr><th>Scene</th><th>Pair</th><th>Valid</th><th>In progress</th><th>Excluded</th></tr>",
         counts.started,
         counts.completed,

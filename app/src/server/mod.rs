@@ -5,7 +5,6 @@ pub mod assign;
 pub mod auth;
 pub mod bundle;
 pub mod db;
-pub mod demo;
 pub mod export;
 pub mod fault;
 pub mod plots;

@@ -7,7 +7,7 @@ use scaling::power::WidthSummary;
 use serde::{Deserialize, Serialize};
 
 use super::db::{self, Db};
-use super::results::StudyResults;
+use super::results::{ResultsOptions, StudyResults};
 use super::study::Study;
 
 /// Target width (JND) of the 95% CIs when none is asked for.
@@ -35,6 +35,63 @@ pub struct PowerReport {
     pub error: Option<String>,
     /// Design pairs left out because a condition has no answers yet.
     pub notes: Vec<String>,
+}
+
+impl PowerReport {
+    /// One sentence for people: how many more comparisons and HITs, or that the target is met.
+    pub fn status(&self) -> String {
+        let Some(plan) = &self.plan else {
+            return format!(
+                "No power planning: {}",
+                self.error.as_deref().unwrap_or("no plan")
+            );
+        };
+        if plan.target_met {
+            "Target reached: the current answers already give CIs this narrow.".to_string()
+        } else if plan.capped {
+            format!(
+                "Not reachable within {} comparisons in total.",
+                plan.needed_comparisons
+            )
+        } else {
+            format!(
+                "About {} more comparisons ({} more HITs) for a {} CI width of {:.2} JND.",
+                plan.additional_comparisons,
+                self.additional_hits.unwrap_or(0),
+                summary_name(self.summary),
+                self.target
+            )
+        }
+    }
+}
+
+fn cache_key(r: &ResultsOptions, target: f64, summary: WidthSummary) -> String {
+    format!(
+        "power;{};target={target};width={}",
+        r.cache_key(),
+        summary_name(summary)
+    )
+}
+
+/// The default plan (default results options and target) when it is cached for the current answers;
+/// None when it has not been computed since the last answer (the results page computes it).
+pub async fn cached_default(db: &Db, study_id: i64) -> anyhow::Result<Option<PowerReport>> {
+    let key = cache_key(
+        &ResultsOptions::default(),
+        DEFAULT_TARGET,
+        WidthSummary::Mean,
+    );
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT data_version, result_json FROM results_cache WHERE study_id = $1 AND options = $2",
+    )
+    .bind(study_id)
+    .bind(&key)
+    .fetch_optional(db)
+    .await?;
+    let version = super::results::data_version(db, study_id).await?;
+    Ok(row
+        .filter(|(v, _)| *v == version)
+        .and_then(|(_, json)| serde_json::from_str(&json).ok()))
 }
 
 /// The target of a query string value: empty or absent = the default; else a number in (0, MAX_TARGET].
@@ -160,11 +217,7 @@ pub async fn power(
     target: f64,
     summary: WidthSummary,
 ) -> anyhow::Result<PowerReport> {
-    let key = format!(
-        "power;{};target={target};width={}",
-        r.options.cache_key(),
-        summary_name(summary)
-    );
+    let key = cache_key(&r.options, target, summary);
     let cached: Option<(String, String)> = sqlx::query_as(
         "SELECT data_version, result_json FROM results_cache WHERE study_id = $1 AND options = $2",
     )

@@ -252,8 +252,8 @@ fn power_section(b: &mut String, x: &Study, r: &StudyResults, p: &PowerReport) {
     let Some(plan) = &p.plan else {
         let _ = write!(
             b,
-            "<p class=\"notice\" id=\"power-status\">No power planning: {}</p>",
-            esc(p.error.as_deref().unwrap_or("no plan"))
+            "<p class=\"notice\" id=\"power-status\">{}</p>",
+            esc(&p.status())
         );
         return;
     };
@@ -280,21 +280,7 @@ fn power_section(b: &mut String, x: &Study, r: &StudyResults, p: &PowerReport) {
             WidthSummary::Max => "Widest",
         }
     );
-    let status = if plan.target_met {
-        "Target reached: the current answers already give CIs this narrow.".to_string()
-    } else if plan.capped {
-        format!(
-            "Not reachable within {} comparisons in total.",
-            plan.needed_comparisons
-        )
-    } else {
-        format!(
-            "About {} more comparisons ({hits} more HITs) for a {} CI width of {} JND.",
-            plan.additional_comparisons,
-            power::summary_name(p.summary),
-            f2(p.target)
-        )
-    };
+    let status = p.status();
     let _ = write!(b, "<p id=\"power-status\">{}</p>", esc(&status));
     for n in &p.notes {
         let _ = write!(b, "<p class=\"notice\">{}</p>", esc(n));

@@ -170,6 +170,8 @@ fn the_whole_loop_on_a_tiny_recipe() {
         "eval.lpips=\"off\"".into(),
         "study.observers=60".into(),
         "study.check_fail_rate=0.2".into(),
+        // Barely trained nets differ little: sensitive observers put them several JND apart.
+        "study.jnd_step=0.002".into(),
         "study.bootstrap=50".into(),
     ]);
     let run = |extra: &[&str]| {
@@ -220,6 +222,40 @@ fn the_whole_loop_on_a_tiny_recipe() {
     assert!(
         excluded > 0 && excluded < 60,
         "excluded {excluded} of 60 at a 20% check-fail rate"
+    );
+
+    // The simulated observers' model (printed by `jndlab-app simulate`) ranks the conditions; the scaled
+    // answers must agree for every pair the model puts clearly apart.
+    let expected: std::collections::HashMap<String, f64> = first
+        .lines()
+        .skip_while(|l| !l.starts_with("model's expected score"))
+        .skip(1)
+        .map_while(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.to_string(), it.next()?.parse::<f64>().ok()?))
+        })
+        .collect();
+    assert_eq!(expected.len(), 4, "{first}");
+    let scores = pooled["jnd"].as_array().unwrap();
+    let mut compared = 0;
+    for (i, a) in conditions.iter().enumerate() {
+        for (j, b) in conditions.iter().enumerate() {
+            if expected[*a] - expected[*b] > 1.5 {
+                compared += 1;
+                assert!(
+                    scores[i].as_f64() > scores[j].as_f64(),
+                    "model: {a} {} > {b} {}, scaled: {} vs {}",
+                    expected[*a],
+                    expected[*b],
+                    scores[i],
+                    scores[j]
+                );
+            }
+        }
+    }
+    assert!(
+        compared >= 1,
+        "the model puts no pair 1.5 JND apart: {expected:?}"
     );
 
     let html = std::fs::read_to_string(out.join("report/report.html")).unwrap();

@@ -18,6 +18,10 @@ pub struct PipelineConfig {
     /// Where the networks run: auto, cpu, cuda, cuda:N.
     #[serde(default = "d_device")]
     pub device: String,
+    /// CPU threads of libtorch in the trainer (default: one per core). Fewer help on a busy machine,
+    /// where libtorch's spinning threads otherwise fight other jobs for the cores.
+    #[serde(default)]
+    pub threads: Option<i32>,
     pub phase1: Phase1,
     pub train: Train,
     pub eval: Eval,
@@ -146,6 +150,9 @@ impl PipelineConfig {
             if self.train.recipe.contains_key(k) {
                 bail!("train.recipe.{k}: set by the pipeline, remove it from the recipe");
             }
+        }
+        if self.threads.is_some_and(|t| t < 1) {
+            bail!("threads: expected at least 1");
         }
         if self.study.observers == 0 {
             bail!("study.observers: expected at least 1");

@@ -194,6 +194,14 @@ fn fresh_dir(d: &Path) -> Result<()> {
     std::fs::create_dir_all(d).with_context(|| format!("{}: cannot create", d.display()))
 }
 
+fn train(tools: &Tools, c: &PipelineConfig) -> Command {
+    let mut cmd = Command::new(&tools.train);
+    if let Some(t) = c.threads {
+        cmd.arg("--threads").arg(t.to_string());
+    }
+    cmd
+}
+
 fn app(tools: &Tools, l: &Layout) -> Command {
     let mut cmd = Command::new(&tools.app);
     // The study lives in the run folder, whatever the environment says.
@@ -215,7 +223,7 @@ fn run_stage(s: Stage, c: &PipelineConfig, l: &Layout, tools: &Tools) -> Result<
             let settings = dir.join("settings.toml");
             std::fs::write(&settings, c.phase1_toml()?)?;
             let work = dir.join("work");
-            let mut cmd = Command::new(&tools.train);
+            let mut cmd = train(tools, c);
             cmd.arg("mdf-train")
                 .arg("--output")
                 .arg(l.mdf_weights())
@@ -242,7 +250,7 @@ fn run_stage(s: Stage, c: &PipelineConfig, l: &Layout, tools: &Tools) -> Result<
             let specs = c.loss_specs(&l.mdf_weights());
             run(
                 "sweep",
-                Command::new(&tools.train)
+                train(tools, c)
                     .arg("sweep")
                     .arg("--config")
                     .arg(&recipe)
@@ -263,7 +271,7 @@ fn run_stage(s: Stage, c: &PipelineConfig, l: &Layout, tools: &Tools) -> Result<
             let mut runs = runs;
             runs.sort();
             fresh_dir(&l.eval_dir())?;
-            let mut cmd = Command::new(&tools.train);
+            let mut cmd = train(tools, c);
             cmd.arg("eval")
                 .arg("--runs")
                 .args(&runs)
@@ -285,7 +293,7 @@ fn run_stage(s: Stage, c: &PipelineConfig, l: &Layout, tools: &Tools) -> Result<
             run("eval", &mut cmd)
         }
         Stage::Bundle => {
-            let mut cmd = Command::new(&tools.train);
+            let mut cmd = train(tools, c);
             cmd.arg("export-bundle")
                 .arg("--eval")
                 .arg(l.eval_dir())

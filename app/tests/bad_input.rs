@@ -184,14 +184,7 @@ async fn admin_needs_a_session_and_a_csrf_token() {
     assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
     assert!(body.contains("not logged in"), "{body}");
     // With a session but without (or with a wrong) CSRF token: 403.
-    auth::create_admin(&t.db, "admin", "correct horse")
-        .await
-        .unwrap();
-    let token = auth::login(&t.db, "admin", "correct horse")
-        .await
-        .unwrap()
-        .unwrap();
-    let cookie = format!("{}={token}", auth::SESSION_COOKIE);
+    let cookie = http::admin_cookie(&t).await;
     for csrf in ["", "wrong"] {
         let (st, _, body) = send(
             &r,
@@ -245,13 +238,7 @@ async fn login_brute_force_is_rate_limited() {
 async fn bundle_upload_that_is_not_a_zip_is_refused() {
     let t = fresh().await;
     let r = http::router(&t);
-    auth::create_admin(&t.db, "admin", "correct horse")
-        .await
-        .unwrap();
-    let token = auth::login(&t.db, "admin", "correct horse")
-        .await
-        .unwrap()
-        .unwrap();
+    let cookie = http::admin_cookie(&t).await;
     let csrf: (String,) = sqlx::query_as("SELECT csrf_token FROM admin_sessions")
         .fetch_one(&t.db)
         .await
@@ -268,7 +255,7 @@ async fn bundle_upload_that_is_not_a_zip_is_refused() {
             header::CONTENT_TYPE,
             format!("multipart/form-data; boundary={boundary}"),
         )
-        .header(header::COOKIE, format!("{}={token}", auth::SESSION_COOKIE))
+        .header(header::COOKIE, cookie)
         .body(Body::from(body))
         .unwrap();
     let (st, _, body) = send(&r, req).await;

@@ -7,7 +7,7 @@ use app::server::simulate::{self, Behaviour, Crowd};
 use app::server::{auth, study, tokens};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::http::{router, send};
+use common::http::{admin_cookie, router, send};
 use common::*;
 
 on_both_backends!(power_planning_shows_fewer_comparisons_after_more_answers);
@@ -58,19 +58,8 @@ async fn power_planning_shows_fewer_comparisons_after_more_answers(t: TestDb) {
     })
     .await;
     let app = router(&t);
-    auth::create_admin(&t.db, "admin", "password123")
-        .await
-        .unwrap();
-    let session = auth::login(&t.db, "admin", "password123")
-        .await
-        .unwrap()
-        .unwrap();
-    let cookie = || {
-        Some((
-            header::COOKIE,
-            format!("{}={session}", auth::SESSION_COOKIE),
-        ))
-    };
+    let session = admin_cookie(&t).await;
+    let cookie = || Some((header::COOKIE, session.clone()));
     let page = |target: &str| {
         format!(
             "/admin/studies/{}/results?replicates=50&target={target}",

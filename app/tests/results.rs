@@ -10,6 +10,7 @@ use app::server::simulate::{self, Behaviour, Crowd};
 use app::server::{AppState, auth, bundle, study, tokens, web};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use common::http::admin_cookie;
 use common::*;
 use tower::ServiceExt;
 
@@ -453,19 +454,8 @@ async fn api_needs_a_token_and_the_page_needs_a_session() {
         assert_eq!(code, StatusCode::SEE_OTHER, "{uri}");
         assert_eq!(h[header::LOCATION], "/admin/login");
     }
-    auth::create_admin(&t.db, "admin", "password123")
-        .await
-        .unwrap();
-    let session = auth::login(&t.db, "admin", "password123")
-        .await
-        .unwrap()
-        .unwrap();
-    let cookie = || {
-        Some((
-            header::COOKIE,
-            format!("{}={session}", auth::SESSION_COOKIE),
-        ))
-    };
+    let session = admin_cookie(&t).await;
+    let cookie = || Some((header::COOKIE, session.clone()));
     let (code, _, body) = send(&app, req(&page, cookie())).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     for part in [
@@ -525,15 +515,13 @@ async fn api_needs_a_token_and_the_page_needs_a_session() {
     assert_eq!(code, StatusCode::NOT_FOUND);
 
     // tokens made on the admin page work for the API; the form needs the session's CSRF token
-    let csrf = auth::session(&t.db, &session).await.unwrap().unwrap().csrf;
+    let token = session.split_once('=').unwrap().1;
+    let csrf = auth::session(&t.db, token).await.unwrap().unwrap().csrf;
     let post = |body: String| {
         Request::builder()
             .method("POST")
             .uri("/admin/tokens")
-            .header(
-                header::COOKIE,
-                format!("{}={session}", auth::SESSION_COOKIE),
-            )
+            .header(header::COOKIE, &session)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Body::from(body))
             .unwrap()

@@ -118,7 +118,7 @@ impl PipelineConfig {
         let mut table: toml::Table =
             toml::from_str(&text).with_context(|| format!("{}: not valid TOML", path.display()))?;
         for s in sets {
-            apply_set(&mut table, s).with_context(|| format!("--set {s}"))?;
+            recipe::apply_set(&mut table, s)?;
         }
         let c: PipelineConfig = toml::Value::Table(table)
             .try_into()
@@ -219,26 +219,4 @@ impl PipelineConfig {
         s.insert("task".into(), self.task.clone().into());
         Ok(toml::to_string(&s)?)
     }
-}
-
-/// `a.b.c=VALUE`: sets a dotted key to a TOML value (a bare word that is not TOML is taken as a string).
-fn apply_set(table: &mut toml::Table, set: &str) -> Result<()> {
-    let (key, value) = set
-        .split_once('=')
-        .context("expected KEY=VALUE, e.g. study.observers=50")?;
-    let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
-        Ok(mut t) => t.remove("v").context("no value")?,
-        Err(_) => toml::Value::String(value.to_string()),
-    };
-    let parts: Vec<&str> = key.trim().split('.').collect();
-    let mut t = table;
-    for p in &parts[..parts.len() - 1] {
-        t = t
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(Default::default()))
-            .as_table_mut()
-            .with_context(|| format!("{p} is not a table"))?;
-    }
-    t.insert(parts[parts.len() - 1].to_string(), value);
-    Ok(())
 }

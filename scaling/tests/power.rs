@@ -2,6 +2,9 @@
 //! actually collected (simulated Thurstone observers) and scaled with the normal fit and observer
 //! bootstrap, must give CIs of about the target width.
 
+mod common;
+
+use common::pooled;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scaling::power::{Design, Power, PowerOptions, WidthSummary, plan};
@@ -11,18 +14,6 @@ use scaling::{BootstrapOptions, CountMatrix, ScaleOptions, bootstrap, scale};
 const TRUTH: [f64; 5] = [0.0, 0.7, 1.5, 2.6, 3.0];
 /// Comparisons per observer: each observer answers every pair once.
 const PER_OBSERVER: usize = 10;
-
-fn pooled(obs: &[CountMatrix]) -> CountMatrix {
-    let n = obs[0].len();
-    let rows: Vec<Vec<f64>> = (0..n)
-        .map(|i| {
-            (0..n)
-                .map(|j| obs.iter().map(|m| m.get(i, j)).sum())
-                .collect()
-        })
-        .collect();
-    CountMatrix::from_rows(&rows, None).unwrap()
-}
 
 /// A pilot study of `observers` simulated observers, scaled, and the plan for `opts` from it.
 fn pilot_plan(observers: usize, seed: u64, opts: &PowerOptions) -> Power {

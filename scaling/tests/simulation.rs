@@ -1,6 +1,9 @@
 //! Simulated experiments with known truth: Thurstone case V observers (1 JND = 75%) answer a full
 //! design; scaling must recover the true scores and its bootstrap CIs must cover them ~95% of the time.
 
+mod common;
+
+use common::pooled;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scaling::{BootstrapOptions, CountMatrix, Prior, ScaleOptions, bootstrap, scale};
@@ -17,18 +20,6 @@ fn simulate(
 fn centred(q: &[f64]) -> Vec<f64> {
     let m = q.iter().sum::<f64>() / q.len() as f64;
     q.iter().map(|v| v - m).collect()
-}
-
-fn pooled(obs: &[CountMatrix]) -> CountMatrix {
-    let n = obs[0].len();
-    let rows: Vec<Vec<f64>> = (0..n)
-        .map(|i| {
-            (0..n)
-                .map(|j| obs.iter().map(|m| m.get(i, j)).sum())
-                .collect()
-        })
-        .collect();
-    CountMatrix::from_rows(&rows, None).unwrap()
 }
 
 #[test]

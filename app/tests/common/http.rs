@@ -32,6 +32,19 @@ pub async fn send(r: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, Str
     (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// A logged-in admin's `Cookie` header value (creates the admin `admin`).
+pub async fn admin_cookie(t: &TestDb) -> String {
+    use app::server::auth;
+    auth::create_admin(&t.db, "admin", "password123")
+        .await
+        .unwrap();
+    let session = auth::login(&t.db, "admin", "password123")
+        .await
+        .unwrap()
+        .unwrap();
+    format!("{}={session}", auth::SESSION_COOKIE)
+}
+
 /// `application/x-www-form-urlencoded` of the pairs: the participant client's encoder.
 pub use app::participant::form;
 

@@ -1,4 +1,4 @@
-//! Shared test helpers: locating `../shared` reference data.
+//! Shared test helpers: locating `../shared` reference data, pooling simulated observers.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -52,4 +52,17 @@ pub fn vector(value: &serde_json::Value) -> Vec<f64> {
         .iter()
         .map(|v| v.as_f64().unwrap())
         .collect()
+}
+
+/// The sum of per-observer count matrices (all the same size).
+pub fn pooled(obs: &[scaling::CountMatrix]) -> scaling::CountMatrix {
+    let n = obs[0].len();
+    let rows: Vec<Vec<f64>> = (0..n)
+        .map(|i| {
+            (0..n)
+                .map(|j| obs.iter().map(|m| m.get(i, j)).sum())
+                .collect()
+        })
+        .collect();
+    scaling::CountMatrix::from_rows(&rows, None).unwrap()
 }

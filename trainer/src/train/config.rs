@@ -169,32 +169,7 @@ fn d_device() -> String {
     "auto".into()
 }
 
-/// Applies `key=value` (dotted key, TOML value; a bare word is taken as a string) to a table.
-pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<()> {
-    let (key, raw) = set
-        .split_once('=')
-        .with_context(|| format!("--set {set:?}: expected key=value, e.g. optim.lr=1e-4"))?;
-    let key = key.trim();
-    let raw = raw.trim();
-    let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
-        Ok(mut t) => t.remove("v").expect("parsed key"),
-        Err(_) => toml::Value::String(raw.to_string()),
-    };
-    let parts: Vec<&str> = key.split('.').collect();
-    if parts.iter().any(|p| p.is_empty()) {
-        bail!("--set {set:?}: bad key {key:?}");
-    }
-    let mut t = table;
-    for p in &parts[..parts.len() - 1] {
-        t = t
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(Default::default()))
-            .as_table_mut()
-            .with_context(|| format!("--set {set:?}: {p} is not a table"))?;
-    }
-    t.insert(parts[parts.len() - 1].to_string(), value);
-    Ok(())
-}
+use recipe::apply_set;
 
 impl Config {
     /// Reads a recipe and applies the overrides, then validates.

@@ -4,7 +4,7 @@
 mod common;
 
 use app::server::simulate::{self, Behaviour, Crowd};
-use app::server::{auth, study, tokens};
+use app::server::{study, tokens};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::http::{admin_cookie, router, send};

@@ -163,7 +163,7 @@ impl PipelineConfig {
                 self.study.check_fail_rate
             );
         }
-        if self.study.jnd_step.is_some_and(|s| !(s > 0.0)) {
+        if self.study.jnd_step.is_some_and(|s| s.is_nan() || s <= 0.0) {
             bail!("study.jnd_step: expected a positive number");
         }
         for (field, p) in [

@@ -108,7 +108,7 @@ fn run(cmd: Cmd) -> Result<()> {
                 root: c.out.clone(),
             };
             println!(
-                "the study: jndlab-app --db {} --data-dir {} serve",
+                "to open the study and its results page: bash scripts/start.sh --db {} --data-dir {}",
                 l.study_db().display(),
                 l.study_dir().join("data").display(),
             );

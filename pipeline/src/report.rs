@@ -9,33 +9,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use scaling::{PlotPoint, ScatterPoint, jnd_chart_svg, scatter_svg};
 use serde::Deserialize;
+use study_bundle::Manifest;
 
 use crate::config::PipelineConfig;
 use crate::stages::{Layout, Timings};
-
-/// The parts of `bundle.json` (docs/bundle.md) the report uses.
-#[derive(Debug, Deserialize)]
-pub struct Bundle {
-    pub name: String,
-    pub conditions: Vec<BundleCondition>,
-    pub scenes: Vec<BundleScene>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct BundleCondition {
-    pub key: String,
-    #[serde(default)]
-    pub label: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct BundleScene {
-    pub key: String,
-    pub reference: String,
-    pub images: BTreeMap<String, String>,
-    #[serde(default)]
-    pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
-}
 
 /// The parts of the app's `jnd-json` export the report uses.
 #[derive(Debug, Deserialize)]
@@ -80,7 +57,7 @@ pub struct Row {
 }
 
 /// Joins the JND scores with the bundle's per-scene metrics; rows sorted best (highest JND) first.
-pub fn rows(bundle: &Bundle, jnd: &JndSet) -> Vec<Row> {
+pub fn rows(bundle: &Manifest, jnd: &JndSet) -> Vec<Row> {
     let mut out = Vec::new();
     for (i, key) in jnd.conditions.iter().enumerate() {
         let label = bundle
@@ -132,7 +109,7 @@ fn inline_svg(svg: &str) -> &str {
 }
 
 pub fn write_report(c: &PipelineConfig, l: &Layout) -> Result<()> {
-    let bundle: Bundle = read_json(&l.bundle_dir().join("bundle.json"))?;
+    let bundle: Manifest = read_json(&l.bundle_dir().join(study_bundle::MANIFEST))?;
     let export: JndExport = read_json(&l.jnd_json())?;
     let pooled = export
         .pooled

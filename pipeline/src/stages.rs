@@ -93,7 +93,7 @@ impl Stage {
             Stage::Phase1 => l.mdf_weights(),
             Stage::Train => l.train_dir().join("results.md"),
             Stage::Eval => l.eval_dir().join("eval.json"),
-            Stage::Bundle => l.bundle_dir().join("bundle.json"),
+            Stage::Bundle => l.bundle_dir().join(study_bundle::MANIFEST),
             Stage::Study => l.jnd_json(),
             Stage::Report => l.report_dir().join("report.html"),
         }

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pipeline::config::PipelineConfig;
-use pipeline::report::{Bundle, JndSet, rows};
+use pipeline::report::{JndSet, rows};
+use study_bundle::Manifest;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -75,8 +76,9 @@ fn bad_recipes_name_the_field() {
     assert!(err(&["noequals"]).contains("KEY=VALUE"));
 }
 
-fn tiny_bundle() -> Bundle {
+fn tiny_bundle() -> Manifest {
     serde_json::from_value(serde_json::json!({
+        "format": "jndlab-bundle/1",
         "name": "t",
         "conditions": [{"key": "a", "label": "loss A"}, {"key": "b"}, {"key": "c", "label": "C"}],
         "scenes": [

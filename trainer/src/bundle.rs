@@ -9,50 +9,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::eval::{EvalReport, INPUT_KEY, read_report};
 use crate::losses::registry::LOSSES;
 
-pub const FORMAT: &str = "jndlab-bundle/1";
-pub const MANIFEST: &str = "bundle.json";
+pub use study_bundle::{FORMAT, MANIFEST};
 
-/// `bundle.json` (the fields the app's parser knows; see `docs/bundle.md`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Manifest {
-    pub format: String,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slug: Option<String>,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub question: Option<String>,
-    #[serde(default)]
-    pub synthetic: bool,
-    pub conditions: Vec<Condition>,
-    pub scenes: Vec<Scene>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Condition {
-    pub key: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Scene {
-    pub key: String,
-    pub reference: String,
-    pub images: BTreeMap<String, String>,
-    #[serde(default)]
-    pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
-}
+pub use study_bundle::{Condition, Manifest, Scene};
 
 #[derive(Debug, Clone, Default)]
 pub struct ExportOptions {
@@ -235,6 +199,8 @@ pub fn manifest(r: &EvalReport, o: &ExportOptions) -> Result<Manifest> {
         synthetic: false,
         conditions,
         scenes,
+        checks: Vec::new(),
+        settings: Default::default(),
     })
 }
 

@@ -8,73 +8,15 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use image::{DynamicImage, GenericImageView, ImageFormat};
-use serde::Deserialize;
 
 use super::db::{self, Db};
 use super::study::StudySettings;
 
-pub const FORMAT: &str = "jndlab-bundle/1";
-pub const MANIFEST: &str = "bundle.json";
+pub use study_bundle::{FORMAT, MANIFEST};
 /// JPEG quality of the generated attention-check images: blocky enough that the answer is obvious.
 pub const CHECK_JPEG_QUALITY: u8 = 2;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Manifest {
-    pub format: String,
-    pub name: String,
-    #[serde(default)]
-    pub slug: Option<String>,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub question: Option<String>,
-    #[serde(default)]
-    pub synthetic: bool,
-    pub conditions: Vec<ConditionSpec>,
-    pub scenes: Vec<SceneSpec>,
-    #[serde(default)]
-    pub checks: Vec<CheckSpec>,
-    #[serde(default)]
-    pub settings: SettingsSpec,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConditionSpec {
-    pub key: String,
-    #[serde(default)]
-    pub label: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SceneSpec {
-    pub key: String,
-    pub reference: String,
-    /// condition key -> image path (relative to the bundle root)
-    pub images: BTreeMap<String, String>,
-    /// image ("reference" or a condition key) -> metric name -> value
-    #[serde(default)]
-    pub metrics: BTreeMap<String, BTreeMap<String, f64>>,
-}
-
-/// An admin-supplied attention check: the scene's reference against `bad` (an obviously worse image).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckSpec {
-    pub scene: String,
-    pub bad: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SettingsSpec {
-    pub trials_per_hit: Option<i64>,
-    pub checks_per_hit: Option<i64>,
-    pub repetitions: Option<i64>,
-    pub max_hits_per_worker: Option<i64>,
-}
+pub use study_bundle::{Check as CheckSpec, Manifest};
 
 /// Caps that keep a hostile upload (zip bomb, huge image) from exhausting memory or disk.
 #[derive(Debug, Clone, Copy)]

@@ -80,3 +80,41 @@ impl Settings {
         *self == Settings::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> &'static str {
+        r#"{"format": "jndlab-bundle/1", "name": "n", "conditions": [{"key": "a"}],
+            "scenes": [{"key": "s", "reference": "s/r.png", "images": {"a": "s/a.png"}}]}"#
+    }
+
+    #[test]
+    fn optional_parts_default_and_are_not_written_back() {
+        let m: Manifest = serde_json::from_str(minimal()).unwrap();
+        assert!(m.checks.is_empty() && m.settings.is_default() && !m.synthetic);
+        let out = serde_json::to_value(&m).unwrap();
+        for absent in ["checks", "settings", "slug", "question"] {
+            assert!(out.get(absent).is_none(), "{absent} written");
+        }
+        assert_eq!(serde_json::from_value::<Manifest>(out).unwrap(), m);
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_that_name_them() {
+        let typo = minimal().replace("\"name\"", "\"nmae\": \"x\", \"name\"");
+        let e = serde_json::from_str::<Manifest>(&typo)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nmae"), "{e}");
+        let bad_setting = minimal().replace(
+            "\"name\": \"n\"",
+            "\"name\": \"n\", \"settings\": {\"trials_per_hits\": 9}",
+        );
+        let e = serde_json::from_str::<Manifest>(&bad_setting)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trials_per_hits"), "{e}");
+    }
+}

@@ -362,17 +362,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(u) => (u, None),
                 None => {
                     let data_dir = images_dir(&pool, s.id, &cli.data_dir, &target).await?;
-                    let state = AppState {
-                        db: pool.clone(),
-                        data_dir,
-                        leptos: web::leptos_options(
-                            Path::new("target/site"),
-                            "127.0.0.1:0".parse()?,
-                        ),
-                        public_url: "http://127.0.0.1".into(),
-                        secure_cookies: false,
-                    };
-                    let (addr, handle) = web::spawn_local(state).await?;
+                    let (addr, handle) = web::spawn_local(pool.clone(), data_dir).await?;
                     (format!("http://{addr}"), Some(handle))
                 }
             };

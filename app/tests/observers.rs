@@ -16,7 +16,7 @@ use app::observer::metric;
 use app::observer::model::ObserverModel;
 use app::participant::Client;
 use app::server::results::{self, JndSet, ResultsOptions, StudyResults};
-use app::server::{AppState, bundle, study, web};
+use app::server::{bundle, study, web};
 use common::*;
 
 fn demo_dir() -> PathBuf {
@@ -37,14 +37,7 @@ async fn import_live(t: &TestDb, dir: &Path) -> study::Study {
 
 /// The app's server on 127.0.0.1:0 for this test's database.
 async fn serve(t: &TestDb) -> (Client, tokio::task::JoinHandle<()>) {
-    let state = AppState {
-        db: t.db.clone(),
-        data_dir: t.data_dir(),
-        leptos: web::leptos_options(Path::new("target/site"), "127.0.0.1:0".parse().unwrap()),
-        public_url: "http://127.0.0.1".into(),
-        secure_cookies: false,
-    };
-    let (addr, handle) = web::spawn_local(state).await.unwrap();
+    let (addr, handle) = web::spawn_local(t.db.clone(), t.data_dir()).await.unwrap();
     (Client::new(&format!("http://{addr}")), handle)
 }
 

@@ -58,9 +58,6 @@ pub struct BotSummary {
     pub acked: Vec<Acked>,
     /// One line per observer that failed (request errors).
     pub errors: Vec<String>,
-    /// (reference URL, candidate URL, MS-SSIM, q in JND) of every candidate seen; the caller maps URLs
-    /// to conditions (the observers cannot see condition keys).
-    pub scores: Vec<(String, String, f64, f64)>,
 }
 
 /// Observer `i` does one whole HIT.
@@ -168,10 +165,5 @@ pub async fn run(
         summary.acked.extend(o.acked);
         summary.errors.extend(o.error);
     }
-    summary.scores = judge
-        .scores()
-        .into_iter()
-        .map(|(r, c, s)| (r, c, s.ms_ssim, opts.model.quality(s.ms_ssim)))
-        .collect();
     summary
 }

@@ -103,20 +103,4 @@ impl Judge {
             .await
             .map_err(|e| format!("metric task failed: {e}"))?
     }
-
-    /// Every (reference URL, candidate URL, score) computed so far, sorted.
-    pub fn scores(&self) -> Vec<(String, String, Seen)> {
-        let mut v: Vec<_> = self
-            .scores
-            .lock()
-            .expect("judge cache lock")
-            .iter()
-            .filter_map(|((r, c), cell)| match cell.get() {
-                Some(Ok(s)) => Some((r.clone(), c.clone(), *s)),
-                _ => None,
-            })
-            .collect();
-        v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        v
-    }
 }

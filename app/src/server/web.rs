@@ -148,11 +148,19 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves on an ephemeral port of 127.0.0.1 in a background task (the in-process server of `simulate` and
-/// of tests); returns the address and the task (abort it to stop the server).
+/// Serves `db` (images under `data_dir`) on an ephemeral port of 127.0.0.1 in a background task (the
+/// in-process server of `simulate` and of tests); returns the address and the task (abort it to stop).
 pub async fn spawn_local(
-    state: AppState,
+    db: super::db::Db,
+    data_dir: std::path::PathBuf,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let state = AppState {
+        db,
+        data_dir,
+        leptos: leptos_options(FsPath::new("target/site"), "127.0.0.1:0".parse()?),
+        public_url: "http://127.0.0.1".into(),
+        secure_cookies: false,
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1: {e}"))?;

@@ -116,10 +116,7 @@ pub fn write_report(c: &PipelineConfig, l: &Layout) -> Result<()> {
         .as_ref()
         .context("the study has no scaled answers (no valid HITs?)")?;
     let rows = rows(&bundle, pooled);
-    let timings: Timings = std::fs::read(l.timings())
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let timings = Timings::load(l);
     let dir = l.report_dir();
     std::fs::create_dir_all(dir.join("images"))?;
 

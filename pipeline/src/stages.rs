@@ -114,6 +114,16 @@ pub struct Timings {
     pub stages: Vec<(String, f64)>,
 }
 
+impl Timings {
+    /// The run's timings so far (none when the file is missing or unreadable: they are informative only).
+    pub fn load(l: &Layout) -> Timings {
+        std::fs::read(l.timings())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+}
+
 /// Runs every stage that is not done yet; returns the report's path.
 pub fn run_pipeline(
     c: &PipelineConfig,
@@ -125,10 +135,7 @@ pub fn run_pipeline(
         root: c.out.clone(),
     };
     prepare_root(&l, recipe_text, o)?;
-    let mut timings: Timings = std::fs::read(l.timings())
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let mut timings = Timings::load(&l);
     let stages: Vec<Stage> = Stage::ALL
         .into_iter()
         .filter(|s| *s != Stage::Phase1 || c.needs_phase1())

@@ -6,8 +6,8 @@
 use scaling::power::WidthSummary;
 use serde::{Deserialize, Serialize};
 
-use super::db::{self, Db};
-use super::results::{ResultsOptions, StudyResults};
+use super::db::Db;
+use super::results::{self, ResultsOptions, StudyResults};
 use super::study::Study;
 
 /// Target width (JND) of the 95% CIs when none is asked for.
@@ -81,17 +81,10 @@ pub async fn cached_default(db: &Db, study_id: i64) -> anyhow::Result<Option<Pow
         DEFAULT_TARGET,
         WidthSummary::Mean,
     );
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT data_version, result_json FROM results_cache WHERE study_id = $1 AND options = $2",
-    )
-    .bind(study_id)
-    .bind(&key)
-    .fetch_optional(db)
-    .await?;
-    let version = super::results::data_version(db, study_id).await?;
-    Ok(row
-        .filter(|(v, _)| *v == version)
-        .and_then(|(_, json)| serde_json::from_str(&json).ok()))
+    let version = results::data_version(db, study_id).await?;
+    Ok(results::cache_get(db, study_id, &key, &version)
+        .await?
+        .and_then(|json| serde_json::from_str(&json).ok()))
 }
 
 /// The target of a query string value: empty or absent = the default; else a number in (0, MAX_TARGET].
@@ -218,16 +211,7 @@ pub async fn power(
     summary: WidthSummary,
 ) -> anyhow::Result<PowerReport> {
     let key = cache_key(&r.options, target, summary);
-    let cached: Option<(String, String)> = sqlx::query_as(
-        "SELECT data_version, result_json FROM results_cache WHERE study_id = $1 AND options = $2",
-    )
-    .bind(s.id)
-    .bind(&key)
-    .fetch_optional(db)
-    .await?;
-    if let Some((v, json)) = cached
-        && v == r.data_version
-    {
+    if let Some(json) = results::cache_get(db, s.id, &key, &r.data_version).await? {
         match serde_json::from_str::<PowerReport>(&json) {
             Ok(p) if p.trials_per_hit == s.trials_per_hit => return Ok(p),
             Ok(_) => {}
@@ -244,17 +228,13 @@ pub async fn power(
         s.id,
         started.elapsed().as_secs_f64()
     );
-    sqlx::query(
-        "INSERT INTO results_cache (study_id, options, data_version, result_json, created_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (study_id, options) DO UPDATE SET \
-         data_version = excluded.data_version, result_json = excluded.result_json, created_at = excluded.created_at",
+    results::cache_put(
+        db,
+        s.id,
+        &key,
+        &r.data_version,
+        serde_json::to_string(&report)?,
     )
-    .bind(s.id)
-    .bind(&key)
-    .bind(&r.data_version)
-    .bind(serde_json::to_string(&report)?)
-    .bind(db::now_ms())
-    .execute(db)
     .await?;
     Ok(report)
 }

@@ -448,16 +448,7 @@ pub async fn results(
 ) -> anyhow::Result<StudyResults> {
     let version = data_version(db, study_id).await?;
     let key = opts.cache_key();
-    let cached: Option<(String, String)> = sqlx::query_as(
-        "SELECT data_version, result_json FROM results_cache WHERE study_id = $1 AND options = $2",
-    )
-    .bind(study_id)
-    .bind(&key)
-    .fetch_optional(db)
-    .await?;
-    if let Some((v, json)) = cached
-        && v == version
-    {
+    if let Some(json) = cache_get(db, study_id, &key, &version).await? {
         match serde_json::from_str::<StudyResults>(&json) {
             Ok(r) => return Ok(r),
             Err(e) => {
@@ -479,17 +470,47 @@ pub async fn results(
         r.counts.answers_used,
         started.elapsed().as_secs_f64()
     );
+    cache_put(db, study_id, &key, &version, serde_json::to_string(&r)?).await?;
+    Ok(r)
+}
+
+/// The cached JSON under `key` for study `study_id`, if it was computed for data `version`
+/// (see [`data_version`]); results and power plans share this cache.
+pub async fn cache_get(
+    db: &Db,
+    study_id: i64,
+    key: &str,
+    version: &str,
+) -> anyhow::Result<Option<String>> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT data_version, result_json FROM results_cache WHERE study_id = $1 AND options = $2",
+    )
+    .bind(study_id)
+    .bind(key)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.filter(|(v, _)| v == version).map(|(_, json)| json))
+}
+
+/// Stores `json` under `key` for study `study_id` and data `version`, replacing what was there.
+pub async fn cache_put(
+    db: &Db,
+    study_id: i64,
+    key: &str,
+    version: &str,
+    json: String,
+) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO results_cache (study_id, options, data_version, result_json, created_at) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (study_id, options) DO UPDATE SET \
          data_version = excluded.data_version, result_json = excluded.result_json, created_at = excluded.created_at",
     )
     .bind(study_id)
-    .bind(&key)
-    .bind(&version)
-    .bind(serde_json::to_string(&r)?)
+    .bind(key)
+    .bind(version)
+    .bind(json)
     .bind(db::now_ms())
     .execute(db)
     .await?;
-    Ok(r)
+    Ok(())
 }

@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use app::api::Side;
 use app::participant::{self, Client};
 use app::server::db;
 
@@ -57,7 +58,7 @@ struct Cli {
 struct Samples {
     answer: Vec<Duration>,
     page: Vec<Duration>,
-    acked: Vec<(i64, String)>,
+    acked: Vec<participant::Acked>,
     errors: Vec<String>,
 }
 
@@ -95,19 +96,23 @@ async fn one_participant(
     for tr in &hit.trials {
         if !think.is_zero() {
             // Spread the first answers out as real arrivals are, then a steady pace.
-            let jitter = (i as u64 * 7919 + tr.id as u64) % think.as_millis().max(1) as u64;
+            let jitter = (i as u64 * 7919 + tr.position as u64) % think.as_millis().max(1) as u64;
             tokio::time::sleep(think / 2 + Duration::from_millis(jitter)).await;
         }
-        let side = if (tr.id + i as i64) % 2 == 0 {
-            "left"
+        let side = if (tr.position as usize + i).is_multiple_of(2) {
+            Side::Left
         } else {
-            "right"
+            Side::Right
         };
         let t = Instant::now();
-        match c.answer(&slug, &hit.key, tr.id, side, 800).await {
+        match c.answer(&hit.key, tr.position, side, 800).await {
             Ok(_) => {
                 s.answer.push(t.elapsed());
-                s.acked.push((tr.id, side.to_string()));
+                s.acked.push(participant::Acked {
+                    key: hit.key.clone(),
+                    position: tr.position,
+                    side,
+                });
             }
             Err(e) => s.errors.push(format!("answer: {e}")),
         }
@@ -202,8 +207,12 @@ async fn main() -> anyhow::Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let lost = match (&cli.database_url, &cli.db) {
-        (Some(url), _) => Some(lost_answers(&db::connect(url).await?, &all.acked).await?),
-        (None, Some(path)) => Some(lost_answers(&db::open(path).await?, &all.acked).await?),
+        (Some(url), _) => {
+            Some(participant::lost_answers(&db::connect(url).await?, &all.acked).await?)
+        }
+        (None, Some(path)) => {
+            Some(participant::lost_answers(&db::open(path).await?, &all.acked).await?)
+        }
         _ => None,
     };
     println!(
@@ -225,24 +234,4 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("  error: {e}");
     }
     Ok(())
-}
-
-/// Acknowledged answers that are not in the database as given.
-async fn lost_answers(db: &db::Db, acked: &[(i64, String)]) -> anyhow::Result<usize> {
-    let mut lost = 0;
-    for chunk in acked.chunks(500) {
-        let ids: Vec<String> = chunk.iter().map(|(id, _)| id.to_string()).collect();
-        let rows: Vec<(i64, Option<String>)> = sqlx::query_as(&format!(
-            "SELECT id, answer FROM trials WHERE id IN ({})",
-            ids.join(",")
-        ))
-        .fetch_all(db)
-        .await?;
-        let got: std::collections::HashMap<i64, Option<String>> = rows.into_iter().collect();
-        lost += chunk
-            .iter()
-            .filter(|(id, side)| got.get(id).and_then(|a| a.as_ref()) != Some(side))
-            .count();
-    }
-    Ok(lost)
 }

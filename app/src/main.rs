@@ -57,12 +57,27 @@ enum Command {
         /// URL participants use to reach this server (default http://ADDR); https makes admin cookies Secure.
         #[arg(long, env = "JNDLAB_PUBLIC_URL")]
         public_url: Option<String>,
-        /// Import the demo bundle (once: real outputs of the demo pipeline, see assets/demo/README.md) and set it live.
+        /// Import the demo bundle (once: real outputs of the demo pipeline, see assets/demo/README.md) and set it
+        /// live, with 1000 answers wanted per pair and scene so that trying it never fills it.
         #[arg(long)]
         demo: bool,
         /// Where the demo bundle is.
         #[arg(long, default_value = "assets/demo")]
         demo_bundle: PathBuf,
+        /// HIT starts allowed per client address and minute (sustained); protects the database from floods
+        /// of forged participants.
+        #[arg(long, default_value_t = 30)]
+        starts_per_minute: u32,
+        /// HIT starts allowed from one address in a burst before the sustained rate applies.
+        #[arg(long, default_value_t = 10)]
+        start_burst: u32,
+        /// Behind a reverse proxy: the header holding the client address (e.g. X-Forwarded-For; its last
+        /// address is used). Never set this without such a proxy: clients could then choose their address.
+        #[arg(long)]
+        client_ip_header: Option<String>,
+        /// Seed the trial assignment (reproducible simulations); by default it is random.
+        #[arg(long)]
+        assign_seed: Option<u64>,
     },
     /// Import a study bundle (a folder or .zip with bundle.json, see docs/bundle.md) as a draft study.
     Import {
@@ -71,6 +86,14 @@ enum Command {
         /// Set the study live right away.
         #[arg(long)]
         live: bool,
+        /// Answers wanted per pair and scene, instead of the bundle's setting (the study completes once
+        /// every pair-and-scene item has this many valid answers).
+        #[arg(long)]
+        repetitions: Option<i64>,
+        /// Minimum response time (ms) of the quality rules, instead of the bundle's setting (0 for
+        /// simulated observers that answer at once).
+        #[arg(long)]
+        min_response_ms: Option<i64>,
     },
     /// Manage admin accounts.
     Admin {
@@ -138,6 +161,10 @@ enum Command {
         /// HITs in progress at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Milliseconds each observer waits per trial before answering; by default 50 ms more than the
+        /// study's minimum response time, so the simulated answers are not flagged as too fast.
+        #[arg(long)]
+        pause_ms: Option<u64>,
         /// Also write simulated answers into a study that is not marked synthetic.
         #[arg(long)]
         force: bool,
@@ -187,14 +214,32 @@ async fn main() {
     }
 }
 
+/// Settings given on the command line instead of the bundle's.
+#[derive(Debug, Default, Clone, Copy)]
+struct Overrides {
+    repetitions: Option<i64>,
+    min_response_ms: Option<i64>,
+}
+
 async fn import(
     pool: &db::Db,
     data_dir: &Path,
     path: &Path,
     live: bool,
+    o: Overrides,
 ) -> anyhow::Result<bundle::Imported> {
     let mut src = bundle::Source::open(path)?;
     let imp = bundle::import(pool, data_dir, &mut src).await?;
+    if o.repetitions.is_some() || o.min_response_ms.is_some() {
+        let s = study::by_id(pool, imp.study_id)
+            .await?
+            .context("the imported study vanished")?;
+        let mut settings = s.settings.clone();
+        settings.repetitions = o.repetitions.unwrap_or(settings.repetitions);
+        settings.rules.min_response_ms =
+            o.min_response_ms.unwrap_or(settings.rules.min_response_ms);
+        study::update_settings(pool, imp.study_id, &settings).await?;
+    }
     if live {
         study::set_state(pool, imp.study_id, study::StudyState::Live).await?;
     }
@@ -343,11 +388,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             check_fail_rate,
             seed,
             concurrency,
+            pause_ms,
             force,
         } => {
             let pool = open_db(&target).await?;
             let s = find_study(&pool, &key).await?;
-            if s.synthetic == 0 && !force {
+            if !s.synthetic && !force {
                 anyhow::bail!(
                     "study \"{}\" is not a synthetic study: simulated answers would mix with real ones (pass --force to do it anyway)",
                     s.slug
@@ -372,6 +418,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 seed,
                 run: format!("sim{}-{seed}", db::now_ms()),
                 model,
+                pause_ms: pause_ms.unwrap_or(s.settings.rules.min_response_ms as u64 + 50),
             };
             let bar = indicatif::ProgressBar::new(observers as u64);
             bar.set_style(
@@ -392,7 +439,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await;
             bar.finish_and_clear();
-            let expected = expected::expected_scores(&pool, s.id, &client, &judge, &model).await;
+            let data_dir = images_dir(&pool, s.id, &cli.data_dir, &target).await?;
+            let expected = expected::expected_scores(&pool, &data_dir, s.id, &judge, &model).await;
             if let Some(h) = server {
                 h.abort();
             }
@@ -441,9 +489,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Import { path, live } => {
+        Command::Import {
+            path,
+            live,
+            repetitions,
+            min_response_ms,
+        } => {
             let pool = open_db(&target).await?;
-            let imp = import(&pool, &cli.data_dir, &path, live).await?;
+            let o = Overrides {
+                repetitions,
+                min_response_ms,
+            };
+            let imp = import(&pool, &cli.data_dir, &path, live, o).await?;
             println!(
                 "imported {} as study \"{}\" (id {}): {} conditions, {} scenes, {} pair-and-scene items; state {}",
                 path.display(),
@@ -485,6 +542,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             public_url,
             demo,
             demo_bundle,
+            starts_per_minute,
+            start_burst,
+            client_ip_header,
+            assign_seed,
         } => {
             if !site_root.join("pkg").join("app.wasm").exists() {
                 anyhow::bail!(
@@ -498,7 +559,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if demo {
                 let slug = match study::by_slug(&pool, "demo").await? {
                     Some(s) => s.slug,
-                    None => import(&pool, &cli.data_dir, &demo_bundle, true).await?.slug,
+                    // The demo is for trying the platform: its design never fills.
+                    None => {
+                        let o = Overrides {
+                            repetitions: Some(1000),
+                            min_response_ms: None,
+                        };
+                        import(&pool, &cli.data_dir, &demo_bundle, true, o)
+                            .await?
+                            .slug
+                    }
                 };
                 demo_slug = Some(slug);
             }
@@ -508,13 +578,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 auth::create_admin(&pool, "admin", &password).await?;
                 login = Some(password);
             }
-            let state = AppState {
-                db: pool,
-                data_dir: cli.data_dir.clone(),
-                leptos: web::leptos_options(&site_root, addr),
-                secure_cookies: public_url.starts_with("https://"),
-                public_url: public_url.clone(),
-            };
+            let client_ip_header = client_ip_header
+                .map(|h| {
+                    axum::http::HeaderName::try_from(h.as_str()).with_context(|| {
+                        format!("--client-ip-header: \"{h}\" is not a header name")
+                    })
+                })
+                .transpose()?;
+            let mut state = AppState::new(
+                pool,
+                cli.data_dir.clone(),
+                web::leptos_options(&site_root, addr),
+                public_url.clone(),
+            );
+            state.limiter = app::server::limits::Limiter::new(app::server::limits::Limits {
+                starts_per_minute,
+                start_burst,
+                client_ip_header,
+            });
+            state.assign_seed = assign_seed;
             println!(
                 "jndlab study platform listening on http://{addr}  (database {})",
                 db_label(&target)

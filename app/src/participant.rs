@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use leptos::server_fn::ServerFn;
 
-use crate::api::{EntryParams, HitView, StartHit, SubmitAnswer};
+use crate::api::{AnswerAck, EntryParams, HitView, Side, StartHit, SubmitAnswer};
 
 /// One failed request: the HTTP status (None: no response at all, e.g. the server is down) and the body.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -30,25 +30,16 @@ pub struct Client {
     base: String,
 }
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.*".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+/// `application/x-www-form-urlencoded` of the pairs (raw bodies, e.g. malformed ones in tests).
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
-/// `application/x-www-form-urlencoded` of the pairs (keys may carry serde_qs brackets).
-pub fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+/// A server function's arguments encoded exactly as its browser client encodes them.
+fn server_fn_body(args: &impl serde::Serialize) -> String {
+    serde_qs::to_string(args).expect("server function arguments serialise")
 }
 
 impl Client {
@@ -124,7 +115,11 @@ impl Client {
         Ok(body)
     }
 
-    async fn server_fn(&self, path: &str, body: String) -> Result<HitView, RequestError> {
+    async fn server_fn<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: String,
+    ) -> Result<T, RequestError> {
         let (status, bytes) = self.request(Method::POST, path, Some(body)).await?;
         if !(200..300).contains(&status) {
             return Err(RequestError {
@@ -140,53 +135,55 @@ impl Client {
 
     /// Starts (or resumes: the server returns the existing HIT) the HIT of these entry parameters.
     pub async fn start(&self, slug: &str, p: &EntryParams) -> Result<HitView, RequestError> {
-        let mut pairs = vec![("slug", slug.to_string())];
-        for (k, v) in [
-            ("params[assignment_id]", &p.assignment_id),
-            ("params[hit_id]", &p.hit_id),
-            ("params[worker_id]", &p.worker_id),
-            ("params[turk_submit_to]", &p.turk_submit_to),
-            ("params[prolific_pid]", &p.prolific_pid),
-            ("params[prolific_study_id]", &p.prolific_study_id),
-            ("params[prolific_session_id]", &p.prolific_session_id),
-            ("params[pid]", &p.pid),
-        ] {
-            if let Some(v) = v {
-                pairs.push((k, v.clone()));
-            }
-        }
-        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.server_fn(StartHit::PATH, form(&pairs)).await
+        self.server_fn(StartHit::PATH, start_form(slug, p)).await
     }
 
-    /// Answers one trial ("left" or "right").
+    /// Answers trial `position` of the HIT with token `key`.
     pub async fn answer(
         &self,
-        slug: &str,
         key: &str,
-        trial_id: i64,
-        side: &str,
+        position: u32,
+        side: Side,
         rt_ms: i64,
-    ) -> Result<HitView, RequestError> {
-        let body = form(&[
-            ("slug", slug),
-            ("key", key),
-            ("trial_id", &trial_id.to_string()),
-            ("side", side),
-            ("rt_ms", &rt_ms.to_string()),
-        ]);
-        self.server_fn(SubmitAnswer::PATH, body).await
+    ) -> Result<AnswerAck, RequestError> {
+        self.server_fn(SubmitAnswer::PATH, answer_form(key, position, side, rt_ms))
+            .await
     }
+
+    /// POSTs a raw form to a server function: the status and body, whatever they are (attack tests).
+    pub async fn post_raw(&self, path: &str, body: String) -> Result<(u16, String), RequestError> {
+        let (status, bytes) = self.request(Method::POST, path, Some(body)).await?;
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+}
+
+/// The body of an answer exactly as the page's server function sends it.
+pub fn answer_form(key: &str, position: u32, side: Side, rt_ms: i64) -> String {
+    server_fn_body(&SubmitAnswer {
+        key: key.to_string(),
+        trial: position,
+        side,
+        rt_ms,
+    })
+}
+
+/// The body of a HIT start exactly as the page's server function sends it.
+pub fn start_form(slug: &str, p: &EntryParams) -> String {
+    server_fn_body(&StartHit {
+        slug: slug.to_string(),
+        params: p.clone(),
+    })
 }
 
 /// The study page URL of an MTurk participant (what the ExternalQuestion frame loads).
 pub fn mturk_page(slug: &str, assignment: &str, worker: &str) -> String {
-    format!(
-        "/s/{slug}?assignmentId={}&hitId=H1&workerId={}&turkSubmitTo={}",
-        enc(assignment),
-        enc(worker),
-        enc("https://workersandbox.mturk.com")
-    )
+    let q = form(&[
+        ("assignmentId", assignment),
+        ("hitId", "H1"),
+        ("workerId", worker),
+        ("turkSubmitTo", "https://workersandbox.mturk.com"),
+    ]);
+    format!("/s/{slug}?{q}")
 }
 
 /// The entry parameters of that page.
@@ -198,4 +195,45 @@ pub fn mturk_params(assignment: &str, worker: &str) -> EntryParams {
         turk_submit_to: Some("https://workersandbox.mturk.com".into()),
         ..Default::default()
     }
+}
+
+/// One answer the server acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acked {
+    /// The HIT's token.
+    pub key: String,
+    pub position: u32,
+    pub side: Side,
+}
+
+/// How many acknowledged answers are not in the database as acknowledged (lost answers).
+pub async fn lost_answers(db: &crate::server::db::Db, acked: &[Acked]) -> anyhow::Result<usize> {
+    let mut stored = std::collections::HashMap::new();
+    for chunk in acked.chunks(300) {
+        let mut keys: Vec<&str> = chunk.iter().map(|a| a.key.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let list = keys
+            .iter()
+            .map(|k| format!("'{}'", k.replace('\'', "")))
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT h.token, t.position, t.answer FROM trials t JOIN hits h ON h.id = t.hit_id WHERE h.token IN ({list})"
+        ))
+        .fetch_all(db)
+        .await?;
+        for (k, p, a) in rows {
+            stored.insert((k, p as u32), a);
+        }
+    }
+    Ok(acked
+        .iter()
+        .filter(|a| {
+            stored
+                .get(&(a.key.clone(), a.position))
+                .and_then(|x| x.as_deref())
+                != Some(a.side.as_str())
+        })
+        .count())
 }

@@ -8,7 +8,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use leptos_router::path;
 
 use crate::api::{
-    Completion, Entry, EntryParams, HitView, TrialView, enter_study, start_hit, submit_answer,
+    Completion, Entry, EntryParams, HitView, Side, TrialView, enter_study, start_hit, submit_answer,
 };
 
 /// The HTML document around the app (server side).
@@ -249,9 +249,14 @@ fn Flow(entry: Entry, params: EntryParams) -> impl IntoView {
     let question = entry.question.clone();
     let synthetic = entry.synthetic;
     let example = entry.example.clone();
+    let title = if entry.study_name.is_empty() {
+        "Image comparison study".to_string()
+    } else {
+        entry.study_name.clone()
+    };
     view! {
         <div class="study" data-study=entry.slug.clone()>
-            <h1>{entry.study_name.clone()}</h1>
+            <h1>{title}</h1>
             {synthetic.then(|| view! { <p class="synthetic">"Demo study with synthetic images."</p> })}
             {move || match stage.get() {
                 Stage::Consent => view! {
@@ -271,7 +276,7 @@ fn Flow(entry: Entry, params: EntryParams) -> impl IntoView {
                     <Instructions question=question.clone() example=example.clone()/>
                 }.into_any(),
                 Stage::Refused(m) => view! { <p class="message" id="refused">{m}</p> }.into_any(),
-                Stage::Trials => view! { <Trials slug=slug hit=hit stage=stage error=error busy=busy question=question.clone()/> }.into_any(),
+                Stage::Trials => view! { <Trials hit=hit stage=stage error=error busy=busy question=question.clone()/> }.into_any(),
                 Stage::Done => view! { <Done hit=hit/> }.into_any(),
             }}
             {move || error.get().map(|e| view! { <p class="message error" id="error">{e}</p> })}
@@ -311,18 +316,14 @@ fn Img(img: crate::api::ImgView, label: &'static str) -> impl IntoView {
     }
 }
 
-fn current(h: &Option<HitView>) -> Option<(usize, TrialView)> {
-    h.as_ref()?
-        .trials
-        .iter()
-        .enumerate()
-        .find(|(_, t)| t.answer.is_none())
-        .map(|(i, t)| (i, t.clone()))
+/// The trial to answer now: the first one not answered yet.
+fn current(h: &Option<HitView>) -> Option<TrialView> {
+    let h = h.as_ref()?;
+    h.trials.get(h.answered as usize).cloned()
 }
 
 #[component]
 fn Trials(
-    slug: StoredValue<String>,
     hit: RwSignal<Option<HitView>>,
     stage: RwSignal<Stage>,
     error: RwSignal<Option<String>>,
@@ -333,36 +334,41 @@ fn Trials(
     let warning = RwSignal::new(None::<String>);
     let now = Memo::new(move |_| hit.with(current));
     let total = move || hit.with(|h| h.as_ref().map(|h| h.trials.len()).unwrap_or(0));
-    let answered = move || hit.with(|h| h.as_ref().map(|h| h.answered()).unwrap_or(0));
+    let answered = move || hit.with(|h| h.as_ref().map(|h| h.answered as usize).unwrap_or(0));
 
     // Start the response-time clock whenever a new trial is shown.
     Effect::new(move |_| {
-        if let Some((_, t)) = now.get() {
+        if let Some(t) = now.get() {
             t0.set_value(client::now_ms());
             warning.set(client::display_warning(
                 3 * t.reference.width + 80,
                 t.reference.height + 160,
             ));
-            client::mark_body("data-trial", &t.id.to_string());
+            client::mark_body("data-trial", &t.position.to_string());
         }
     });
 
-    let answer = move |side: &'static str| {
+    let answer = move |side: Side| {
         if busy.get_untracked() {
             return;
         }
         let Some(h) = hit.get_untracked() else { return };
-        let Some((_, t)) = current(&Some(h.clone())) else {
+        let Some(t) = current(&Some(h.clone())) else {
             return;
         };
         let rt = (client::now_ms() - t0.get_value()).round() as i64;
         busy.set(true);
         spawn_local(async move {
-            match submit_answer(slug.get_value(), h.key.clone(), t.id, side.to_string(), rt).await {
-                Ok(v) => {
+            match submit_answer(h.key.clone(), t.position, side, rt).await {
+                Ok(ack) => {
                     error.set(None);
-                    let done = v.completion.is_some();
-                    hit.set(Some(v));
+                    let done = ack.completion.is_some();
+                    hit.update(|h| {
+                        if let Some(h) = h {
+                            h.answered = ack.answered;
+                            h.completion = ack.completion.clone();
+                        }
+                    });
                     if done {
                         stage.set(Stage::Done);
                     }
@@ -381,11 +387,11 @@ fn Trials(
             window_event_listener(leptos::ev::keydown, move |ev| match ev.key().as_str() {
                 "ArrowLeft" => {
                     ev.prevent_default();
-                    answer("left")
+                    answer(Side::Left)
                 }
                 "ArrowRight" => {
                     ev.prevent_default();
-                    answer("right")
+                    answer(Side::Right)
                 }
                 _ => {}
             });
@@ -395,8 +401,7 @@ fn Trials(
     let next = move || {
         hit.with(|h| {
             let h = h.as_ref()?;
-            let (i, _) = current(&Some(h.clone()))?;
-            h.trials.get(i + 1).cloned()
+            h.trials.get(h.answered as usize + 1).cloned()
         })
     };
 
@@ -408,15 +413,15 @@ fn Trials(
             </div>
             <p class="question">{question}</p>
             {move || warning.get().map(|w| view! { <p class="notice" id="display-warning">{w}</p> })}
-            {move || now.get().map(|(_, t)| {
-                let tid = t.id.to_string();
+            {move || now.get().map(|t| {
+                let tid = t.position.to_string();
                 view! {
                     <div class="trial" id="trial" data-trial=tid>
-                        <button class="pick" id="pick-left" on:click=move |_| answer("left")>
+                        <button class="pick" id="pick-left" on:click=move |_| answer(Side::Left)>
                             <Img img=t.left.clone() label="Left (←)"/>
                         </button>
                         <Img img=t.reference.clone() label="Reference"/>
-                        <button class="pick" id="pick-right" on:click=move |_| answer("right")>
+                        <button class="pick" id="pick-right" on:click=move |_| answer(Side::Right)>
                             <Img img=t.right.clone() label="Right (→)"/>
                         </button>
                     </div>

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::server::{AppState, assign, auth, bundle, study, web};
+use app::server::{AppState, auth, bundle, study, web};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -121,13 +121,12 @@ async fn start() -> Harness {
     auth::create_admin(&t.db, "admin", PASSWORD).await.unwrap();
     // The app under test.
     let (listener, addr) = free_listener().await;
-    let state = AppState {
-        db: t.db.clone(),
-        data_dir: t.data_dir(),
-        leptos: web::leptos_options(&site_root(), addr),
-        public_url: format!("http://{addr}"),
-        secure_cookies: false,
-    };
+    let state = AppState::new(
+        t.db.clone(),
+        t.data_dir(),
+        web::leptos_options(&site_root(), addr),
+        format!("http://{addr}"),
+    );
     tokio::spawn(async move {
         axum::serve(listener, web::router(state).into_make_service())
             .await
@@ -296,12 +295,15 @@ impl Harness {
                 break;
             };
             let trial: i64 = trial.parse().unwrap();
-            let (kind, correct): (String, Option<String>) =
-                sqlx::query_as("SELECT kind, correct_side FROM trials WHERE id = $1")
-                    .bind(trial)
-                    .fetch_one(&self.t.db)
-                    .await
-                    .unwrap();
+            let (kind, correct): (String, Option<String>) = sqlx::query_as(
+                "SELECT t.kind, t.correct_side FROM trials t JOIN hits h ON h.id = t.hit_id \
+                 WHERE h.assignment_key = $1 AND t.position = $2",
+            )
+            .bind(key)
+            .bind(trial)
+            .fetch_one(&self.t.db)
+            .await
+            .unwrap();
             let side = match (kind.as_str(), correct.as_deref(), fail) {
                 ("check", Some(c), false) => c.to_string(),
                 ("check", Some("left"), true) => "right".into(),
@@ -324,7 +326,8 @@ impl Harness {
                 )
                 .unwrap();
             }
-            tokio::time::sleep(Duration::from_millis(30)).await;
+            // A person takes longer than the study's minimum response time (300 ms by default).
+            tokio::time::sleep(Duration::from_millis(350)).await;
             self.press(&side).await;
             answered += 1;
             self.wait_js(&format!(
@@ -556,15 +559,22 @@ async fn admin_logs_in_imports_a_bundle_and_sees_progress() {
         .unwrap();
     assert_eq!(completed, "0");
     // Two participants take part (one fails a check); the admin reloads and sees progress move.
-    let slug = study::list(&h.t.db).await.unwrap()[0].slug.clone();
-    assign::start(&h.t.db, &slug, &common::mturk("PA1", "PW1"))
+    let uploaded = study::list(&h.t.db).await.unwrap()[0].clone();
+    let slug = uploaded.slug.clone();
+    // These participants answer in-process, back to back: no minimum response time for them.
+    let mut settings = uploaded.settings.clone();
+    settings.rules.min_response_ms = 0;
+    study::update_settings(&h.t.db, uploaded.id, &settings)
         .await
         .unwrap();
-    common::complete(&h.t, &slug, "mturk:PA1", false).await;
-    assign::start(&h.t.db, &slug, &common::mturk("PA2", "PW2"))
+    let p1 = common::start(&h.t, &slug, &common::mturk("PA1", "PW1"))
         .await
         .unwrap();
-    common::complete(&h.t, &slug, "mturk:PA2", true).await;
+    common::complete(&h.t, &p1.key, false).await;
+    let p2 = common::start(&h.t, &slug, &common::mturk("PA2", "PW2"))
+        .await
+        .unwrap();
+    common::complete(&h.t, &p2.key, true).await;
     c.refresh().await.unwrap();
     h.wait_js("document.getElementById('hits-completed').textContent === '2'")
         .await;

@@ -4,24 +4,23 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::Duration;
 
+use app::api::Side;
 use app::participant::{self, Client};
-use app::server::assign;
+use app::server::answer;
 use axum::http::StatusCode;
-use common::http::{self, answer, send, stored_answers};
+use common::http::{self, send, stored_answers};
 use common::*;
 
 on_both_backends!(read_only_database_is_503_and_writes_nothing);
 
 async fn read_only_database_is_503_and_writes_nothing(t: TestDb) {
     let s = live_study(&t, 4, 3, |_| {}).await;
-    let hit = assign::start(&t.db, &s.slug, &mturk("A1", "W1"))
-        .await
-        .unwrap();
-    assign::answer(&t.db, &s.slug, "mturk:A1", hit.trials[0].id, "left", 5)
+    let hit = start(&t, &s.slug, &mturk("A1", "W1")).await.unwrap();
+    answer::answer(&t.db, &hit.key, 0, Side::Left, 5)
         .await
         .unwrap();
     // The same database, now refusing writes (the app is already up, so no migrations run).
@@ -45,31 +44,15 @@ async fn read_only_database_is_503_and_writes_nothing(t: TestDb) {
     ro_t.db = ro;
     let r = http::router(&ro_t);
     let before = stored_answers(&t).await;
-    let (st, _, body) = send(
-        &r,
-        answer(
-            &s.slug,
-            "mturk:A1",
-            &hit.trials[1].id.to_string(),
-            "right",
-            "9",
-        ),
-    )
-    .await;
+    let (st, _, body) = send(&r, http::answer(&hit.key, "1", "right", "9")).await;
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(
         body.contains("database is unavailable") && body.contains("nothing was saved"),
         "{body}"
     );
     // Starting a new HIT needs writes too.
-    let err = assign::start(&ro_t.db, &s.slug, &mturk("A2", "W2"))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        app::server::fault::classify(&err).0,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{err:#}"
-    );
+    let err = start(&ro_t, &s.slug, &mturk("A2", "W2")).await.unwrap_err();
+    assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE, "{err:#}");
     // Nothing was written: not the answer, not its HIT's activity time, not the new HIT.
     assert_eq!(stored_answers(&t).await, before);
     let (hits,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM hits")
@@ -96,6 +79,7 @@ async fn spawn_server(t: &TestDb, site: &std::path::Path, port: u16) -> tokio::p
         .arg("--data-dir")
         .arg(t.data_dir())
         .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .args(["--starts-per-minute", "100000", "--start-burst", "100000"])
         .arg("--site-root")
         .arg(site)
         .env("RUST_LOG", "warn")
@@ -115,7 +99,7 @@ async fn spawn_server(t: &TestDb, site: &std::path::Path, port: u16) -> tokio::p
 }
 
 /// Every participant answers until done or until the server dies; returns the acknowledged answers.
-async fn run_participants(c: &Client, slug: &str) -> Vec<(i64, String)> {
+async fn run_participants(c: &Client, slug: &str) -> Vec<participant::Acked> {
     let mut tasks = Vec::new();
     for p in 0..PARTICIPANTS {
         let (c, slug) = (c.clone(), slug.to_string());
@@ -125,10 +109,18 @@ async fn run_participants(c: &Client, slug: &str) -> Vec<(i64, String)> {
             let Ok(hit) = c.start(&slug, &params).await else {
                 return acked;
             };
-            for tr in hit.trials.iter().filter(|t| t.answer.is_none()) {
-                let side = if tr.id % 2 == 0 { "left" } else { "right" };
-                match c.answer(&slug, &hit.key, tr.id, side, 300).await {
-                    Ok(_) => acked.push((tr.id, side.to_string())),
+            for tr in hit.trials.iter().skip(hit.answered as usize) {
+                let side = if (tr.position as usize + p).is_multiple_of(2) {
+                    Side::Left
+                } else {
+                    Side::Right
+                };
+                match c.answer(&hit.key, tr.position, side, 300).await {
+                    Ok(_) => acked.push(participant::Acked {
+                        key: hit.key.clone(),
+                        position: tr.position,
+                        side,
+                    }),
                     Err(_) => break,
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -149,6 +141,7 @@ async fn kill_9_mid_run_loses_no_acknowledged_answer() {
     let s = live_study(&t, 5, 3, |x| {
         x.checks_per_hit = 0;
         x.max_hits_per_worker = 1;
+        x.repetitions = 4; // 30 items x 4 >= 12 HITs x 9 pairs
     })
     .await;
     let site = t.dir.path().join("site");
@@ -184,26 +177,28 @@ async fn kill_9_mid_run_loses_no_acknowledged_answer() {
     // Restart on the same database; every acknowledged answer is there, as given, exactly once.
     let port = free_port();
     let _server = spawn_server(&t, &site, port).await;
-    let stored: HashMap<i64, String> = sqlx::query_as::<_, (i64, String)>(
-        "SELECT id, answer FROM trials WHERE answer IS NOT NULL",
+    assert_eq!(
+        participant::lost_answers(&t.db, &acked).await.unwrap(),
+        0,
+        "an acknowledged answer was lost"
+    );
+    let stored: HashSet<(String, i64)> = sqlx::query_as::<_, (String, i64)>(
+        "SELECT h.token, t.position FROM trials t JOIN hits h ON h.id = t.hit_id WHERE t.answer IS NOT NULL",
     )
     .fetch_all(&t.db)
     .await
     .unwrap()
     .into_iter()
     .collect();
-    for (id, side) in &acked {
-        assert_eq!(
-            stored.get(id),
-            Some(side),
-            "acknowledged answer to trial {id} lost"
-        );
-    }
     // Participants resume where they were (the server returns their HIT with the answers so far) and finish.
     let client = Client::new(&format!("http://127.0.0.1:{port}"));
     let resumed = run_participants(&client, &s.slug).await;
-    for (id, _) in &resumed {
-        assert!(!stored.contains_key(id), "trial {id} was answered twice");
+    for a in &resumed {
+        assert!(
+            !stored.contains(&(a.key.clone(), a.position as i64)),
+            "trial {} was answered twice",
+            a.position
+        );
     }
     let (hits, completed): (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END), 0) AS BIGINT) FROM hits",

@@ -7,8 +7,9 @@ mod common;
 
 use std::collections::HashMap;
 
-use app::server::{assign, db, fault};
-use axum::http::StatusCode;
+use app::api::Side;
+use app::server::fault::AppError;
+use app::server::{answer, assign, db};
 use common::*;
 
 on_both_backends!(two_instances_many_participants);
@@ -17,14 +18,14 @@ const PARTICIPANTS: usize = 40;
 
 /// What a client does with a 503 ("database busy, try again"): try again. Any other error is returned.
 /// (On a heavily loaded machine SQLite's busy time-out can run out while 40 writers queue.)
-async fn retry<T, F, Fut>(f: F) -> anyhow::Result<T>
+async fn retry<T, F, Fut>(f: F) -> Result<T, AppError>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
+    Fut: std::future::Future<Output = Result<T, AppError>>,
 {
     for _ in 0..20 {
         match f().await {
-            Err(e) if fault::classify(&e).0 == StatusCode::SERVICE_UNAVAILABLE => {
+            Err(AppError::Unavailable(_)) => {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
             other => return other,
@@ -37,6 +38,8 @@ async fn two_instances_many_participants(t: TestDb) {
     let s = live_study(&t, 4, 3, |x| {
         x.checks_per_hit = 0; // a failed check would (rightly) return items to the pool
         x.hit_timeout_s = 3600;
+        x.repetitions = 20; // 40 HITs x 9 pairs over 18 items: exactly the design
+        x.max_hits_per_worker = 1;
     })
     .await;
     let second = db::connect(&t.url()).await.unwrap();
@@ -47,38 +50,49 @@ async fn two_instances_many_participants(t: TestDb) {
         let slug = s.slug.clone();
         tasks.push(tokio::spawn(async move {
             let params = mturk(&format!("A{p}"), &format!("W{p}"));
-            let hit = retry(|| assign::start(&instances[p % 2], &slug, &params)).await?;
+            let hit = retry(|| assign::start(&instances[p % 2], &slug, &params, "", None)).await?;
             let mut stored = Vec::new();
             // Answers alternate between the instances, as a load balancer without sticky sessions would.
             for (i, tr) in hit.trials.iter().enumerate() {
-                let side = if (p + i) % 3 == 0 { "left" } else { "right" };
-                retry(|| {
-                    assign::answer(&instances[(p + i) % 2], &slug, &hit.key, tr.id, side, 700)
-                })
-                .await?;
-                stored.push((tr.id, side.to_string()));
+                let side = if (p + i) % 3 == 0 {
+                    Side::Left
+                } else {
+                    Side::Right
+                };
+                retry(|| answer::answer(&instances[(p + i) % 2], &hit.key, tr.position, side, 700))
+                    .await?;
+                stored.push((
+                    (hit.key.clone(), tr.position as i64),
+                    side.as_str().to_string(),
+                ));
             }
-            anyhow::Ok(stored)
+            Ok::<_, AppError>(stored)
         }));
     }
-    let mut answered: HashMap<i64, String> = HashMap::new();
+    let mut answered: HashMap<(String, i64), String> = HashMap::new();
     for task in tasks {
         for (id, side) in task.await.unwrap().expect("every request succeeds") {
             assert!(
-                answered.insert(id, side).is_none(),
-                "trial {id} handed out twice"
+                answered.insert(id.clone(), side).is_none(),
+                "trial {id:?} handed out twice"
             );
         }
     }
     // Every acknowledged answer is in the database, exactly as given; nothing else is.
-    let rows: Vec<(i64, Option<String>)> = sqlx::query_as("SELECT id, answer FROM trials")
-        .fetch_all(&t.db)
-        .await
-        .unwrap();
+    let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT h.token, t.position, t.answer FROM trials t JOIN hits h ON h.id = t.hit_id",
+    )
+    .fetch_all(&t.db)
+    .await
+    .unwrap();
     assert_eq!(rows.len(), PARTICIPANTS * 9, "9 pairs per HIT");
     assert_eq!(rows.len(), answered.len());
-    for (id, answer) in rows {
-        assert_eq!(answer.as_ref(), answered.get(&id), "trial {id}");
+    for (token, position, answer) in rows {
+        assert_eq!(
+            answer.as_ref(),
+            answered.get(&(token, position)),
+            "trial {position}"
+        );
     }
     let (completed,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM hits WHERE status = 'completed'")
@@ -100,7 +114,7 @@ async fn two_instances_many_participants(t: TestDb) {
         loads.iter().map(|l| l.1).max().unwrap(),
     );
     assert!(
-        max - min <= 1,
-        "uneven assignment (a race handed out slots twice): {loads:?}"
+        min == 20 && max == 20,
+        "every item exactly its repetitions (a race would hand out a slot twice): {loads:?}"
     );
 }

@@ -1,8 +1,9 @@
 //! The simulated observer's parts without a server: the pure-Rust MS-SSIM / SSIM and the decision rule.
 
+mod common;
+
 use app::observer::metric::{self, MetricError};
 use app::observer::model::{self, ObserverModel, Seen};
-use app::server::simulate::uniform;
 use image::{Rgb, RgbImage};
 
 /// A textured test image (smooth gradients, rings and a checker pattern in every channel).
@@ -17,13 +18,6 @@ fn texture(w: u32, h: u32) -> RgbImage {
             (60.0 + fy * 150.0 / h as f64 - checker).clamp(0.0, 255.0) as u8,
         ])
     })
-}
-
-/// A standard normal draw (Box-Muller on the SplitMix64 stream).
-fn normal(state: &mut u64) -> f64 {
-    let u1 = uniform(state).max(1e-300);
-    let u2 = uniform(state);
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 /// `img` plus Gaussian noise of `sigma` (8-bit units) from the fixed draws `z` (the same draws for every
@@ -41,8 +35,7 @@ fn noisy(img: &RgbImage, z: &[f64], sigma: f64) -> RgbImage {
 }
 
 fn draws(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed;
-    (0..n).map(|_| normal(&mut s)).collect()
+    common::normals(n, seed)
 }
 
 #[test]

@@ -9,6 +9,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::http::{admin_cookie, router, send};
 use common::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 on_both_backends!(power_planning_shows_fewer_comparisons_after_more_answers);
 
@@ -16,7 +18,7 @@ fn truth(condition: &str) -> f64 {
     condition[1..].parse::<f64>().unwrap()
 }
 
-async fn answer(t: &TestDb, s: &study::Study, prefix: &str, hits: usize, seed: &mut u64) {
+async fn answer(t: &TestDb, s: &study::Study, prefix: &str, hits: usize, seed: &mut ChaCha8Rng) {
     let crowd = Crowd {
         prefix,
         hits,
@@ -75,7 +77,7 @@ async fn power_planning_shows_fewer_comparisons_after_more_answers(t: TestDb) {
         "{body}"
     );
 
-    let mut seed = 21;
+    let mut seed = ChaCha8Rng::seed_from_u64(21);
     answer(&t, &s, "", 10, &mut seed).await;
     let (code, _, body) = send(&app, get(&page(""), cookie())).await;
     assert_eq!(code, StatusCode::OK, "{body}");

@@ -33,7 +33,7 @@ async fn simulate(
     prefix: &str,
     hits: usize,
     adversarial: bool,
-    seed: &mut u64,
+    seed: &mut rand_chacha::ChaCha8Rng,
 ) {
     let behaviour = if adversarial {
         Behaviour::Adversarial
@@ -75,7 +75,7 @@ async fn get(t: &TestDb, id: i64, o: &ResultsOptions) -> StudyResults {
 
 async fn results_recover_a_known_ranking_and_are_cached(t: TestDb) {
     let s = study_4x2(&t).await;
-    let mut seed = 7;
+    let mut seed = rng(7);
     simulate(&t, &s, "", 40, false, &mut seed).await;
     let o = opts(100);
     let r = get(&t, s.id, &o).await;
@@ -128,7 +128,7 @@ async fn results_recover_a_known_ranking_and_are_cached(t: TestDb) {
 
 async fn excluded_hits_change_nothing_unless_included(t: TestDb) {
     let s = study_4x2(&t).await;
-    let mut seed = 11;
+    let mut seed = rng(11);
     simulate(&t, &s, "", 24, false, &mut seed).await;
     let o = opts(40);
     let before = get(&t, s.id, &o).await;
@@ -184,10 +184,11 @@ async fn excluded_hits_change_nothing_unless_included(t: TestDb) {
 async fn exports_round_trip_through_the_scaling_reader_and_the_cli() {
     let t = fresh().await;
     let s = study_4x2(&t).await;
-    let mut seed = 3;
+    let mut seed = rng(3);
     simulate(&t, &s, "", 10, false, &mut seed).await;
     simulate(&t, &s, "bad", 2, true, &mut seed).await;
     let rows = results::answers(&t.db, s.id).await.unwrap();
+    let rules = s.settings.rules;
     assert_eq!(rows.len(), 72);
     for o in [
         opts(20),
@@ -197,9 +198,9 @@ async fn exports_round_trip_through_the_scaling_reader_and_the_cli() {
             ..opts(20)
         },
     ] {
-        let csv = export::answers_csv(&rows, &o).unwrap();
+        let csv = export::answers_csv(&rows, &o, &rules).unwrap();
         let read = scaling::Comparisons::read_csv(csv.as_slice(), "answers.csv", true).unwrap();
-        let direct = results::comparisons(&rows, &o);
+        let direct = results::comparisons(&rows, &o, &rules);
         assert_eq!(read.answers, direct.answers);
         assert_eq!(read.observers, direct.observers);
         assert_eq!(read.scenes, ["s0", "s1"]);
@@ -222,7 +223,7 @@ async fn exports_round_trip_through_the_scaling_reader_and_the_cli() {
             );
             assert_eq!(&rec[col("response_ms")], "900");
         }
-        let m = export::matrices_csv(&rows, &o).unwrap();
+        let m = export::matrices_csv(&rows, &o, &rules).unwrap();
         let mut sum = 0u64;
         let mut lines = 0;
         for rec in csv::Reader::from_reader(m.as_slice()).records() {
@@ -239,6 +240,8 @@ async fn exports_round_trip_through_the_scaling_reader_and_the_cli() {
     }
     let o = opts(20);
     let r = get(&t, s.id, &o).await;
+    // The results computation stores its outlier screen as flags: the exports below show them.
+    let rows = results::answers(&t.db, s.id).await.unwrap();
     let json = export::export(&t.db, s.id, Format::JndJson, &o, std::sync::Arc::new(|| {}))
         .await
         .unwrap();
@@ -280,7 +283,7 @@ async fn exports_round_trip_through_the_scaling_reader_and_the_cli() {
     );
     assert_eq!(
         std::fs::read(&out).unwrap(),
-        export::answers_csv(&rows, &o).unwrap()
+        export::answers_csv(&rows, &o, &rules).unwrap()
     );
     let by_id = run(&[
         "export",
@@ -297,7 +300,8 @@ async fn exports_round_trip_through_the_scaling_reader_and_the_cli() {
             &ResultsOptions {
                 include_excluded: true,
                 ..o
-            }
+            },
+            &rules
         )
         .unwrap()
     );
@@ -354,7 +358,8 @@ async fn study_with_psnr(t: &TestDb) -> study::Study {
         .await
         .unwrap();
     let s = study::by_id(&t.db, imp.study_id).await.unwrap().unwrap();
-    let mut se = s.settings();
+    let mut se = s.settings.clone();
+    se.rules.min_response_ms = 0;
     se.trials_per_hit = 3;
     se.checks_per_hit = 1;
     se.repetitions = 1000;
@@ -391,7 +396,7 @@ fn req(uri: &str, extra: Option<(header::HeaderName, String)>) -> Request<Body> 
 async fn api_needs_a_token_and_the_page_needs_a_session() {
     let t = fresh().await;
     let s = study_with_psnr(&t).await;
-    let mut seed = 5;
+    let mut seed = rng(5);
     simulate(&t, &s, "", 8, false, &mut seed).await;
     let psnr = results::mean_psnr(&t.db, s.id).await.unwrap();
     assert_eq!(
@@ -402,13 +407,12 @@ async fn api_needs_a_token_and_the_page_needs_a_session() {
             ("c2".into(), 33.0)
         ]
     );
-    let state = AppState {
-        db: t.db.clone(),
-        data_dir: t.data_dir(),
-        leptos: web::leptos_options(t.dir.path(), "127.0.0.1:0".parse().unwrap()),
-        public_url: "http://localhost".into(),
-        secure_cookies: false,
-    };
+    let state = AppState::new(
+        t.db.clone(),
+        t.data_dir(),
+        web::leptos_options(t.dir.path(), "127.0.0.1:0".parse().unwrap()),
+        "http://localhost".into(),
+    );
     let app = web::router(state);
     let api = format!("/api/studies/{}/results?replicates=20", s.id);
     let bearer = |tok: &str| Some((header::AUTHORIZATION, format!("Bearer {tok}")));

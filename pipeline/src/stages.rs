@@ -326,7 +326,13 @@ fn run_stage(s: Stage, c: &PipelineConfig, l: &Layout, tools: &Tools) -> Result<
                 app(tools, l)
                     .arg("import")
                     .arg(l.bundle_dir())
-                    .arg("--live"),
+                    .arg("--live")
+                    // Every simulated observer does one whole HIT (a worker never sees an item twice, so
+                    // this many answers per item is enough), answering at once: no minimum response time.
+                    .arg("--repetitions")
+                    .arg(c.study.observers.max(1).to_string())
+                    .arg("--min-response-ms")
+                    .arg("0"),
             )?;
             let mut sim = app(tools, l);
             sim.arg("simulate")

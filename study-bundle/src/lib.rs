@@ -73,6 +73,28 @@ pub struct Settings {
     pub repetitions: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_hits_per_worker: Option<i64>,
+    /// Seconds without an answer after which a HIT is abandoned (its answers left out, its items reassigned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hit_timeout_s: Option<i64>,
+    /// Quality control (README "Quality control"): an answer sooner than this after its trial was sent is fast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_response_ms: Option<i64>,
+    /// A HIT with a larger share of fast answers is flagged `too_fast`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_fast_share: Option<f64>,
+    /// A HIT whose left/right split has a two-sided binomial p-value below this is flagged `straight_line`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub straight_line_alpha: Option<f64>,
+    /// dist_L at or above which pwcmp's outlier screen flags an observer `outlier`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_fence: Option<f64>,
+    /// `hit` (each HIT judged alone) or `worker` (a worker's HITs pooled; a flag applies to all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qc_scope: Option<String>,
+    /// The flags that exclude a HIT: any of `failed_check`, `too_fast`, `straight_line`, `outlier`,
+    /// `unverified` (blocked workers are always excluded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_flags: Option<Vec<String>>,
 }
 
 impl Settings {

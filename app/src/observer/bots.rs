@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::judge::Judge;
 use super::model::{self, ObserverModel};
-use crate::participant::{self, Client};
+use crate::api::Side;
+use crate::participant::{self, Acked, Client};
 
 #[derive(Debug, Clone)]
 pub struct BotOptions {
@@ -21,15 +22,9 @@ pub struct BotOptions {
     /// Unique per run: assignment ids are `{run}-a{i}`, worker ids `{run}-w{i}`.
     pub run: String,
     pub model: ObserverModel,
-}
-
-/// One answer the server acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Acked {
-    /// The HIT's key (`mturk:{assignment}`).
-    pub key: String,
-    pub trial_id: i64,
-    pub side: String,
+    /// Time an observer takes per trial beyond judging it (ms), e.g. to stay above a study's minimum
+    /// response time.
+    pub pause_ms: u64,
 }
 
 /// What one observer did.
@@ -97,20 +92,23 @@ async fn hit(
     }
     let mut stream = model::stream(opts.seed, i);
     let mut fetched = HashMap::new();
-    for t in view.trials.iter().filter(|t| t.answer.is_none()) {
+    for t in view.trials.iter().skip(view.answered as usize) {
         let r = &t.reference.url;
         let left = judge.score(client, &mut fetched, r, &t.left.url).await?;
         let right = judge.score(client, &mut fetched, r, &t.right.url).await?;
         let d = opts.model.decide(left, right, &mut stream);
-        let side = if d.left { "left" } else { "right" };
+        let side = if d.left { Side::Left } else { Side::Right };
+        if opts.pause_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(opts.pause_ms)).await;
+        }
         let after = client
-            .answer(slug, &view.key, t.id, side, d.rt_ms)
+            .answer(&view.key, t.position, side, d.rt_ms)
             .await
-            .map_err(|e| format!("answer trial {}: {e}", t.id))?;
+            .map_err(|e| format!("answer trial {}: {e}", t.position))?;
         out.acked.push(Acked {
             key: view.key.clone(),
-            trial_id: t.id,
-            side: side.to_string(),
+            position: t.position,
+            side,
         });
         out.obvious += usize::from(d.obvious);
         out.obvious_wrong += usize::from(d.obvious_wrong);

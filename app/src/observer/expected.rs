@@ -1,15 +1,16 @@
 //! The observer model's own truth for a study: per scene and condition the quality q (JND) of the condition's
-//! image as the observers judge it (fetched over HTTP like theirs, through the same cache), and per
-//! condition the mean over scenes, centred to mean 0 over the conditions as the app's scaling centres its
-//! scores. The observers cannot see condition keys; the database maps image URLs (`/media/{id}`) to them.
+//! image as the observers judge it (the same pixels and cache as theirs, read from the study's files rather
+//! than over HTTP: participants' URLs name no condition), and per condition the mean over scenes, centred to
+//! mean 0 over the conditions as the app's scaling centres its scores.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
-use super::judge::Judge;
+use super::judge::{Judge, Picture};
 use super::model::ObserverModel;
-use crate::participant::Client;
 use crate::server::db::Db;
+use crate::server::media;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExpectedScore {
@@ -28,12 +29,12 @@ pub fn centre(v: &[f64]) -> Vec<f64> {
     v.iter().map(|x| x - m).collect()
 }
 
-/// Per condition (bundle order) the model's expected scores for study `study_id`, images fetched through
-/// `client` and judged through `judge`.
+/// Per condition (bundle order) the model's expected scores for study `study_id`, images read from
+/// `data_dir` and judged through `judge`.
 pub async fn expected_scores(
     db: &Db,
+    data_dir: &Path,
     study_id: i64,
-    client: &Client,
     judge: &Arc<Judge>,
     model: &ObserverModel,
 ) -> anyhow::Result<Vec<ExpectedScore>> {
@@ -47,26 +48,32 @@ pub async fn expected_scores(
             .bind(study_id)
             .fetch_all(db)
             .await?;
-    let images: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT id, scene_id, condition_id FROM images WHERE study_id = $1 AND kind IN ('reference', 'condition')",
+    let images: Vec<(i64, Option<i64>, String)> = sqlx::query_as(
+        "SELECT scene_id, condition_id, file_name FROM images WHERE study_id = $1 AND kind IN ('reference', 'condition')",
     )
     .bind(study_id)
     .fetch_all(db)
     .await?;
-    let url: HashMap<(i64, Option<i64>), String> = images
-        .into_iter()
-        .map(|(id, s, c)| ((s, c), format!("/media/{id}")))
-        .collect();
-    let mut fetched = HashMap::new();
+    let mut picture: HashMap<(i64, Option<i64>), Picture> = HashMap::new();
+    for (scene, condition, file) in images {
+        let bytes = media::read_file(data_dir, study_id, &file)
+            .await
+            .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+        picture.insert(
+            (scene, condition),
+            Picture::decode(&file, &bytes).map_err(|e| anyhow::anyhow!(e))?,
+        );
+    }
     let mut out = Vec::new();
     for (cid, ckey) in &conditions {
         let mut per_scene = Vec::new();
         for (sid, skey) in &scenes {
-            let (Some(r), Some(c)) = (url.get(&(*sid, None)), url.get(&(*sid, Some(*cid)))) else {
+            let (Some(r), Some(c)) = (picture.get(&(*sid, None)), picture.get(&(*sid, Some(*cid))))
+            else {
                 anyhow::bail!("scene {skey}: no image of condition {ckey} or no reference");
             };
             let seen = judge
-                .score(client, &mut fetched, r, c)
+                .score_pictures(r, c)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?;
             per_scene.push((skey.clone(), model.quality(seen.ms_ssim)));

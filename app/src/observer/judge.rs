@@ -1,8 +1,9 @@
-//! What the simulated observers see: images fetched over HTTP by URL, decoded once, and the MS-SSIM of a
-//! candidate against its reference computed once per (reference URL, candidate URL) and shared by all
-//! observers (the same images recur in every HIT).
+//! What the simulated observers see: images fetched over HTTP (each HIT has its own URLs), decoded, and the
+//! MS-SSIM of a candidate against its reference computed once per pair of *pixel contents* and shared by
+//! all observers (the same images recur in every HIT under other URLs and with other padding bytes).
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use image::RgbImage;
@@ -13,19 +14,33 @@ use crate::participant::Client;
 
 type Cell<T> = Arc<OnceLock<Result<T, String>>>;
 
-/// The shared cache of decoded images and scores.
-#[derive(Default)]
-pub struct Judge {
-    images: Mutex<HashMap<String, Cell<Arc<RgbImage>>>>,
-    scores: Mutex<HashMap<(String, String), Cell<Seen>>>,
+/// A decoded image and a hash of its pixels (the cache key).
+#[derive(Clone)]
+pub struct Picture {
+    pub pixels: Arc<RgbImage>,
+    pub hash: u64,
 }
 
-fn cell<K: std::hash::Hash + Eq + Clone, T>(m: &Mutex<HashMap<K, Cell<T>>>, k: &K) -> Cell<T> {
-    m.lock()
-        .expect("judge cache lock")
-        .entry(k.clone())
-        .or_default()
-        .clone()
+impl Picture {
+    /// Decodes image bytes (any padding chunks are skipped by the decoder).
+    pub fn decode(what: &str, bytes: &[u8]) -> Result<Picture, String> {
+        let img = image::load_from_memory(bytes)
+            .map_err(|e| format!("{what}: cannot decode: {e}"))?
+            .to_rgb8();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        img.dimensions().hash(&mut h);
+        img.as_raw().hash(&mut h);
+        Ok(Picture {
+            hash: h.finish(),
+            pixels: Arc::new(img),
+        })
+    }
+}
+
+/// The shared cache of scores.
+#[derive(Default)]
+pub struct Judge {
+    scores: Mutex<HashMap<(u64, u64), Cell<Seen>>>,
 }
 
 impl Judge {
@@ -33,54 +48,45 @@ impl Judge {
         Arc::new(Judge::default())
     }
 
-    /// The score of (reference, candidate) if already computed.
-    pub fn cached(&self, reference: &str, candidate: &str) -> Option<Result<Seen, String>> {
-        let key = (reference.to_string(), candidate.to_string());
-        self.scores
+    /// MS-SSIM of candidate against reference (CPU-bound; call from a blocking thread), computed once per
+    /// pair of pixel contents.
+    pub fn score_blocking(&self, reference: &Picture, candidate: &Picture) -> Result<Seen, String> {
+        let cell = self
+            .scores
             .lock()
             .expect("judge cache lock")
-            .get(&key)
-            .and_then(|c| c.get().cloned())
-    }
-
-    /// Decodes the image of `url` from `bytes` (once per URL).
-    fn image(&self, url: &str, bytes: &[u8]) -> Result<Arc<RgbImage>, String> {
-        cell(&self.images, &url.to_string())
-            .get_or_init(|| {
-                image::load_from_memory(bytes)
-                    .map(|i| Arc::new(i.to_rgb8()))
-                    .map_err(|e| format!("{url}: cannot decode: {e}"))
+            .entry((reference.hash, candidate.hash))
+            .or_default()
+            .clone();
+        cell.get_or_init(|| {
+            let ms_ssim = metric::ms_ssim(&reference.pixels, &candidate.pixels)
+                .map_err(|e| format!("reference vs candidate: {e}"))?;
+            Ok(Seen {
+                ms_ssim,
+                identical: *reference.pixels == *candidate.pixels,
             })
-            .clone()
+        })
+        .clone()
     }
 
-    /// MS-SSIM of candidate against reference (CPU-bound; call from a blocking thread), computed once per
-    /// pair of URLs.
-    pub fn score_blocking(
-        &self,
-        reference: (&str, &[u8]),
-        candidate: (&str, &[u8]),
+    /// The score of two decoded pictures, computed on a blocking thread when not cached.
+    pub async fn score_pictures(
+        self: &Arc<Judge>,
+        reference: &Picture,
+        candidate: &Picture,
     ) -> Result<Seen, String> {
-        let key = (reference.0.to_string(), candidate.0.to_string());
-        cell(&self.scores, &key)
-            .get_or_init(|| {
-                let r = self.image(reference.0, reference.1)?;
-                let c = self.image(candidate.0, candidate.1)?;
-                let ms_ssim = metric::ms_ssim(&r, &c)
-                    .map_err(|e| format!("{} vs {}: {e}", reference.0, candidate.0))?;
-                Ok(Seen {
-                    ms_ssim,
-                    identical: *r == *c,
-                })
-            })
-            .clone()
+        let (r, c, me) = (reference.clone(), candidate.clone(), self.clone());
+        tokio::task::spawn_blocking(move || me.score_blocking(&r, &c))
+            .await
+            .map_err(|e| format!("metric task failed: {e}"))?
     }
 
-    /// The score of a candidate whose bytes (and the reference's) are fetched over HTTP as needed.
+    /// The score of a candidate whose image (and the reference's) is fetched over HTTP as needed;
+    /// `fetched` holds what this observer already downloaded, by URL.
     pub async fn score(
         self: &Arc<Judge>,
         client: &Client,
-        fetched: &mut HashMap<String, Arc<[u8]>>,
+        fetched: &mut HashMap<String, Picture>,
         reference: &str,
         candidate: &str,
     ) -> Result<Seen, String> {
@@ -90,17 +96,14 @@ impl Judge {
                     .get_bytes(url)
                     .await
                     .map_err(|e| format!("GET {url}: {e}"))?;
-                fetched.insert(url.to_string(), Arc::from(&b[..]));
+                let url_owned = url.to_string();
+                let p = tokio::task::spawn_blocking(move || Picture::decode(&url_owned, &b))
+                    .await
+                    .map_err(|e| format!("decode task failed: {e}"))??;
+                fetched.insert(url.to_string(), p);
             }
         }
-        if let Some(s) = self.cached(reference, candidate) {
-            return s;
-        }
-        let (rb, cb) = (fetched[reference].clone(), fetched[candidate].clone());
-        let (r, c) = (reference.to_string(), candidate.to_string());
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || me.score_blocking((&r, &rb), (&c, &cb)))
+        self.score_pictures(&fetched[reference], &fetched[candidate])
             .await
-            .map_err(|e| format!("metric task failed: {e}"))?
     }
 }

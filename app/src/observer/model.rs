@@ -6,10 +6,11 @@
 //! the app's scaling fits). A trial in which one candidate is pixel-identical to the reference (an
 //! attention check: the reference against a JPEG quality-2 copy) is recognised as the obvious trial, as a
 //! person would: answered wrong with probability `check_fail_rate`, else right. Random numbers come from a
-//! SplitMix64 stream per observer, so the answers depend on the seed and the observer's number only, not
-//! on task scheduling.
+//! ChaCha8 stream per observer (stream number = the observer's number), so the answers depend on the seed
+//! and the observer's number only, not on task scheduling.
 
-use crate::server::simulate::uniform;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ObserverModel {
@@ -82,12 +83,12 @@ impl ObserverModel {
     }
 
     /// Decides one trial, drawing from the observer's stream.
-    pub fn decide(&self, left: Seen, right: Seen, stream: &mut u64) -> Decision {
+    pub fn decide(&self, left: Seen, right: Seen, stream: &mut ChaCha8Rng) -> Decision {
         let obvious = left.identical != right.identical;
-        let chose_left = uniform(stream) < self.p_left(left, right);
+        let chose_left = stream.random::<f64>() < self.p_left(left, right);
         let dq = (self.quality(left.ms_ssim) - self.quality(right.ms_ssim)).abs();
         let difficulty = if obvious { 0.0 } else { (-dq / 2.0).exp() };
-        let rt_ms = (600.0 + 1800.0 * difficulty + 900.0 * uniform(stream)).round() as i64;
+        let rt_ms = (600.0 + 1800.0 * difficulty + 900.0 * stream.random::<f64>()).round() as i64;
         Decision {
             left: chose_left,
             obvious,
@@ -97,10 +98,9 @@ impl ObserverModel {
     }
 }
 
-/// The start of observer `i`'s random stream under `seed` (independent of the other observers').
-pub fn stream(seed: u64, i: usize) -> u64 {
-    let mut s = seed ^ (i as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
-    // one SplitMix64 step decorrelates neighbouring observers
-    let u = uniform(&mut s);
-    s ^ u.to_bits()
+/// Observer `i`'s random stream under `seed` (independent of the other observers').
+pub fn stream(seed: u64, i: usize) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(i as u64);
+    r
 }

@@ -37,7 +37,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/studies/{id}/settings", post(settings))
         .route("/admin/studies/{id}/block", post(block))
         .route("/admin/studies/{id}/unblock", post(unblock))
-        .route("/admin/studies/{id}/results.csv", get(results_csv))
 }
 
 /// HTML-escapes text for element content and attribute values.
@@ -93,18 +92,10 @@ fn set_cookie(st: &AppState, name: &str, value: &str, max_age: i64) -> HeaderVal
     .expect("cookie is ascii")
 }
 
-/// A failed admin request: 503 when the database cannot take writes now, else 500 with the cause.
+/// A failed admin request: 503 when the database cannot take writes now, else 500 with a generic message
+/// and an id (the details go to the log).
 pub(crate) fn internal(e: anyhow::Error) -> Response {
-    tracing::error!("admin request failed: {e:#}");
-    let (status, message) = fault::classify(&e);
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        return (status, message).into_response();
-    }
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("internal error: {e:#}"),
-    )
-        .into_response()
+    fault::AppError::from(e).into_response()
 }
 
 /// The logged-in admin, or a redirect to the login page.
@@ -187,21 +178,24 @@ async fn login(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
-    let ip = peer.map(|p| p.0.0.ip().to_string()).unwrap_or_default();
-    if let Err(wait) = auth::LOGIN_LIMIT.check(&ip, &f.username) {
-        let mut r = (
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "too many failed logins for \"{}\" from this address: try again in {} s",
-                f.username,
+    let ip = super::limits::client_ip(&headers, peer.map(|p| p.0.0), &st.limiter.limits);
+    let trusted = match cookie(&headers, auth::DEVICE_COOKIE) {
+        Some(d) => match auth::is_trusted_device(&st.db, &f.username, &d).await {
+            Ok(t) => t,
+            Err(e) => return internal(e),
+        },
+        None => false,
+    };
+    if let Err(wait) = auth::LOGIN_THROTTLE.check(ip, &f.username, trusted) {
+        return fault::AppError::TooManyRequests(fault::TooManyRequests {
+            message: format!(
+                "too many failed logins for \"{}\" or from this address: try again in {} s",
+                f.username.chars().take(64).collect::<String>(),
                 wait.as_secs().max(1)
             ),
-        )
-            .into_response();
-        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return r;
+            retry_after_s: wait.as_secs().max(1),
+        })
+        .into_response();
     }
     if cookie(&headers, LOGIN_CSRF_COOKIE).as_deref() != Some(f.csrf.as_str()) || f.csrf.is_empty()
     {
@@ -210,17 +204,26 @@ async fn login(
         return r;
     }
     match auth::login(&st.db, &f.username, &f.password).await {
-        Ok(Some(token)) => {
-            auth::LOGIN_LIMIT.succeeded(&ip, &f.username);
+        Ok(Some(t)) => {
+            auth::LOGIN_THROTTLE.succeeded(ip);
             let mut r = Redirect::to("/admin").into_response();
             r.headers_mut().append(
                 header::SET_COOKIE,
-                set_cookie(&st, SESSION_COOKIE, &token, auth::SESSION_HOURS * 3600),
+                set_cookie(&st, SESSION_COOKIE, &t.session, auth::SESSION_HOURS * 3600),
+            );
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                set_cookie(
+                    &st,
+                    auth::DEVICE_COOKIE,
+                    &t.device,
+                    auth::DEVICE_DAYS * 86_400,
+                ),
             );
             r
         }
         Ok(None) => {
-            auth::LOGIN_LIMIT.failed(&ip, &f.username);
+            auth::LOGIN_THROTTLE.failed(ip, &f.username, trusted);
             let mut r = login_form(&st, Some("Wrong user name or password."));
             *r.status_mut() = StatusCode::UNAUTHORIZED;
             r
@@ -285,13 +288,13 @@ async fn studies_view(st: &AppState, s: &Session, message: Option<(bool, String)
             c.excluded,
             id = x.id,
             name = esc(&x.name),
-            syn = if x.synthetic != 0 {
+            syn = if x.synthetic {
                 " <small>(synthetic demo)</small>"
             } else {
                 ""
             },
             slug = esc(&x.slug),
-            state = esc(&x.state)
+            state = x.state.as_str()
         );
     }
     body.push_str("</table>");
@@ -409,21 +412,26 @@ async fn study_view(
     if let Some(m) = message {
         let _ = write!(b, "<p class=\"error\" id=\"study-message\">{}</p>", esc(&m));
     }
-    if x.synthetic != 0 {
+    if x.synthetic {
         b.push_str("<p class=\"notice\">This study uses a synthetic demo bundle (procedurally generated images and distortions).</p>");
     }
     let _ = write!(
         b,
         "<p>{desc}</p><p>State: <b id=\"state\">{state}</b></p><div class=\"actions\">",
         desc = esc(&x.description),
-        state = esc(&x.state)
+        state = x.state.as_str()
     );
     for to in [StudyState::Live, StudyState::Paused, StudyState::Closed] {
-        if x.state().can_become(to) {
+        if x.state.can_become(to) {
+            let label = if x.state == StudyState::Complete && to == StudyState::Live {
+                "Reopen (live)".to_string()
+            } else {
+                format!("Make {}", to.as_str())
+            };
             let _ = write!(
                 b,
                 "<form method=\"post\" action=\"/admin/studies/{id}/state\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-                 <input type=\"hidden\" name=\"state\" value=\"{s}\"><button id=\"state-{s}\">Make {s}</button></form>",
+                 <input type=\"hidden\" name=\"state\" value=\"{s}\"><button id=\"state-{s}\">{label}</button></form>",
                 s = to.as_str()
             );
         }
@@ -433,14 +441,17 @@ async fn study_view(
         "</div><h2>Links</h2><ul><li>Direct link: <a href=\"{public}/s/{slug}\">{public}/s/{slug}</a></li>\
          <li>Preview as participant: <a id=\"preview-link\" href=\"/s/{slug}?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE\">preview</a></li>\
          <li>Prolific study URL: <code>{public}/s/{slug}?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&amp;STUDY_ID={{{{%STUDY_ID%}}}}&amp;SESSION_ID={{{{%SESSION_ID%}}}}</code></li>\
-         <li><a href=\"/admin/studies/{id}/results\" id=\"results-page-link\"><b>Results</b>: JND with CIs, plots, significance, outliers, exports</a></li><li><a href=\"/admin/studies/{id}/results.csv\" id=\"results-link\">Download results (CSV, all trials, excluded HITs flagged)</a></li></ul>\
+         <li><a href=\"/admin/studies/{id}/results\" id=\"results-page-link\"><b>Results</b>: JND with CIs, plots, significance, outliers, exports</a></li>\
+         <li><a href=\"/admin/studies/{id}/export/answers-csv?include_excluded=1\" id=\"results-link\">Download answers (CSV, valid and excluded HITs, flags in columns)</a>, \
+         <a href=\"/admin/studies/{id}/export/hits-csv\" id=\"hits-link\">HITs with their quality flags (CSV)</a></li></ul>\
          <h3>MTurk ExternalQuestion</h3><pre id=\"external-question\">{xml}</pre>",
         slug = esc(&x.slug),
         xml = esc(&external_question(public, &x.slug))
     );
-    let full = items.iter().filter(|i| i.valid >= x.repetitions).count();
+    let r = x.settings.repetitions;
+    let full = items.iter().filter(|i| i.valid >= r).count();
     // Only a plan already computed for the current answers (by the results page): this page stays fast.
-    let power = match super::power::cached_default(&st.db, id).await? {
+    let power = match super::power::cached_default(&st.db, &x).await? {
         Some(p) => esc(&p.status()),
         None => {
             "not computed for the current answers yet; the results page computes it.".to_string()
@@ -449,32 +460,43 @@ async fn study_view(
     let _ = write!(
         b,
         "<h2>Progress</h2><p id=\"hit-counts\">HITs started: <b id=\"hits-started\">{}</b>, completed: <b id=\"hits-completed\">{}</b>, \
-         excluded: <b id=\"hits-excluded\">{}</b>, workers: {}</p>\
-         <p>Design: <b id=\"design-filled\">{full}</b> of {} pair-and-scene items have {} valid answer(s).</p>\
+         excluded: <b id=\"hits-excluded\">{}</b>, abandoned: <b id=\"hits-abandoned\">{}</b>, workers: {}</p>\
+         <p>Design: <b id=\"design-filled\">{full}</b> of {} pair-and-scene items have {r} valid answer(s); \
+         valid answers <b id=\"valid-answers\">{}</b> of <b id=\"target-answers\">{}</b>: \
+         <b id=\"remaining-answers\">{}</b> still needed, about <b id=\"remaining-hits\">{}</b> more HITs of {} trials \
+         (if every HIT is valid).</p>\
          <p id=\"study-power\">Power planning: {power} <a href=\"/admin/studies/{id}/results#power\">(details, other targets)</a></p>\
-         <table id=\"progress-table\"><tr><th>Scene</th><th>Pair</th><th>Valid</th><th>In progress</th><th>Excluded</th></tr>",
+         <table id=\"progress-table\"><tr><th>Scene</th><th>Pair</th><th>Valid</th><th>In progress</th><th>Excluded</th><th>Abandoned</th><th>Held (load)</th></tr>",
         counts.started,
         counts.completed,
         counts.excluded,
+        counts.abandoned,
         counts.workers,
         items.len(),
-        x.repetitions
+        x.valid_answers,
+        x.target_answers(),
+        x.remaining_answers(),
+        x.remaining_hits(),
+        x.settings.trials_per_hit,
     );
     for i in &items {
         let _ = write!(
             b,
-            "<tr><td>{}</td><td>{} vs {}</td><td class=\"valid\">{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{} vs {}</td><td class=\"valid\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&i.scene),
             esc(&i.condition_a),
             esc(&i.condition_b),
             i.valid,
             i.in_progress,
-            i.excluded
+            i.excluded,
+            i.abandoned,
+            i.load
         );
     }
-    b.push_str("</table><h2>HITs</h2><table id=\"hits\"><tr><th>HIT</th><th>Platform</th><th>Assignment</th><th>Worker</th><th>Status</th><th>Answered</th><th>Excluded</th><th></th></tr>");
+    b.push_str("</table><h2>HITs</h2><table id=\"hits\"><tr><th>HIT</th><th>Platform</th><th>Assignment</th><th>Worker</th><th>Status</th><th>Answered</th><th>Flags</th><th>Excluded</th><th></th></tr>");
     for h in &hits {
-        let action = if h.blocked != 0 {
+        let blocked = h.flags().contains(super::quality::Flags::BLOCKED);
+        let action = if blocked {
             format!(
                 "<form method=\"post\" action=\"/admin/studies/{id}/unblock\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
                  <input type=\"hidden\" name=\"worker\" value=\"{w}\"><button>Unblock</button></form> blocked",
@@ -489,28 +511,43 @@ async fn study_view(
         };
         let _ = write!(
             b,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{action}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
             h.id,
             esc(&h.platform),
             esc(&h.assignment_key),
             esc(&h.worker_key),
-            esc(&h.status),
+            esc(h.status_label()),
             h.answered,
             h.total,
-            if h.excluded != 0 {
-                esc(&h.exclusion_reason)
-            } else {
-                "no".into()
-            }
+            esc(&h.flags().joined()),
+            if h.excluded != 0 { "yes" } else { "no" }
         );
     }
     b.push_str("</table>");
-    let se = x.settings();
+    let se = &x.settings;
+    let q = &se.rules;
+    let mut excl = String::new();
+    for f in super::quality::Flags::all().iter() {
+        if f == super::quality::Flags::BLOCKED {
+            continue;
+        }
+        let name = f.names().join("");
+        let _ = write!(
+            excl,
+            "<label class=\"flag\"><input type=\"checkbox\" name=\"exclude_{name}\" value=\"1\"{}> {name}: {}</label>",
+            if q.exclude.contains(f) {
+                " checked"
+            } else {
+                ""
+            },
+            esc(f.describe())
+        );
+    }
     let _ = write!(
         b,
         "<h2>Settings</h2><form method=\"post\" action=\"/admin/studies/{id}/settings\" id=\"settings-form\" class=\"settings\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <label>Question <input name=\"question\" value=\"{q}\" size=\"50\"></label>\
+         <label>Question <input name=\"question\" value=\"{qtext}\" size=\"50\"></label>\
          <label>Trials per HIT <input name=\"trials_per_hit\" type=\"number\" min=\"1\" value=\"{}\"></label>\
          <label>Attention checks per HIT <input name=\"checks_per_hit\" type=\"number\" min=\"0\" max=\"2\" value=\"{}\"></label>\
          <label>Answers wanted per pair and scene <input name=\"repetitions\" type=\"number\" min=\"1\" value=\"{}\"></label>\
@@ -518,6 +555,13 @@ async fn study_view(
          <label>Abandoned-HIT timeout (s) <input name=\"hit_timeout_s\" type=\"number\" min=\"10\" value=\"{}\"></label>\
          <label>Approve excluded HITs for payment <input name=\"approve_excluded\" type=\"checkbox\" value=\"1\"{}></label>\
          <label>Prolific completion URL <input name=\"prolific_completion_url\" value=\"{}\" size=\"50\"></label>\
+         <h3>Quality control</h3>\
+         <label>Minimum response time (ms, server clock) <input name=\"min_response_ms\" type=\"number\" min=\"0\" value=\"{}\"></label>\
+         <label>Largest share of faster answers <input name=\"max_fast_share\" type=\"number\" step=\"any\" min=\"0\" max=\"1\" value=\"{}\"></label>\
+         <label>Straight-lining significance (binomial test) <input name=\"straight_line_alpha\" type=\"number\" step=\"any\" min=\"0\" max=\"1\" value=\"{}\"></label>\
+         <label>Outlier fence (dist_L) <input name=\"outlier_fence\" type=\"number\" step=\"any\" min=\"0\" value=\"{}\"></label>\
+         <label>Rules apply per <select name=\"qc_scope\"><option value=\"hit\"{}>HIT</option><option value=\"worker\"{}>worker (all of a worker's HITs)</option></select></label>\
+         <fieldset><legend>Flags that exclude a HIT (blocked workers are always excluded)</legend>{excl}</fieldset>\
          <button id=\"save-settings\">Save settings</button></form>",
         se.trials_per_hit,
         se.checks_per_hit,
@@ -526,7 +570,21 @@ async fn study_view(
         se.hit_timeout_s,
         if se.approve_excluded { " checked" } else { "" },
         esc(&se.prolific_completion_url),
-        q = esc(&se.question)
+        q.min_response_ms,
+        q.max_fast_share,
+        q.straight_line_alpha,
+        q.outlier_fence,
+        if q.scope == super::quality::QcScope::Hit {
+            " selected"
+        } else {
+            ""
+        },
+        if q.scope == super::quality::QcScope::Worker {
+            " selected"
+        } else {
+            ""
+        },
+        qtext = esc(&se.question)
     );
     Ok(page(&x.name, Some(s), &b).into_response())
 }
@@ -579,6 +637,17 @@ struct SettingsForm {
     #[serde(default)]
     approve_excluded: Option<String>,
     prolific_completion_url: String,
+    min_response_ms: i64,
+    max_fast_share: f64,
+    straight_line_alpha: f64,
+    outlier_fence: f64,
+    qc_scope: String,
+    // The "flags that exclude" checkboxes (present when checked).
+    exclude_failed_check: Option<String>,
+    exclude_too_fast: Option<String>,
+    exclude_straight_line: Option<String>,
+    exclude_outlier: Option<String>,
+    exclude_unverified: Option<String>,
 }
 
 async fn settings(
@@ -591,17 +660,42 @@ async fn settings(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let new = StudySettings {
-        question: f.question.trim().to_string(),
-        trials_per_hit: f.trials_per_hit,
-        checks_per_hit: f.checks_per_hit,
-        repetitions: f.repetitions,
-        max_hits_per_worker: f.max_hits_per_worker,
-        hit_timeout_s: f.hit_timeout_s,
-        approve_excluded: f.approve_excluded.is_some(),
-        prolific_completion_url: f.prolific_completion_url.trim().to_string(),
-    };
-    let result = study::update_settings(&st.db, id, &new).await;
+    let result = async {
+        let scope = f.qc_scope.parse().map_err(|_| {
+            anyhow::anyhow!("qc_scope: expected hit or worker, found \"{}\"", f.qc_scope)
+        })?;
+        use super::quality::Flags;
+        let exclude = [
+            (&f.exclude_failed_check, Flags::FAILED_CHECK),
+            (&f.exclude_too_fast, Flags::TOO_FAST),
+            (&f.exclude_straight_line, Flags::STRAIGHT_LINE),
+            (&f.exclude_outlier, Flags::OUTLIER),
+            (&f.exclude_unverified, Flags::UNVERIFIED),
+        ]
+        .into_iter()
+        .filter(|(v, _)| v.is_some())
+        .fold(Flags::empty(), |acc, (_, flag)| acc | flag);
+        let new = StudySettings {
+            question: f.question.trim().to_string(),
+            trials_per_hit: f.trials_per_hit,
+            checks_per_hit: f.checks_per_hit,
+            repetitions: f.repetitions,
+            max_hits_per_worker: f.max_hits_per_worker,
+            hit_timeout_s: f.hit_timeout_s,
+            approve_excluded: f.approve_excluded.is_some(),
+            prolific_completion_url: f.prolific_completion_url.trim().to_string(),
+            rules: super::quality::Rules {
+                min_response_ms: f.min_response_ms,
+                max_fast_share: f.max_fast_share,
+                straight_line_alpha: f.straight_line_alpha,
+                outlier_fence: f.outlier_fence,
+                scope,
+                exclude,
+            },
+        };
+        study::update_settings(&st.db, id, &new).await
+    }
+    .await;
     after(&st, &s, id, result).await
 }
 
@@ -638,52 +732,4 @@ async fn unblock(
     };
     let result = study::unblock_worker(&st.db, id, &f.worker).await;
     after(&st, &s, id, result).await
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-async fn results_csv(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-) -> Response {
-    if let Err(r) = require(&st, &headers).await {
-        return r;
-    }
-    let rows = match study::results(&st.db, id).await {
-        Ok(r) => r,
-        Err(e) => return internal(e),
-    };
-    let mut out = String::from(
-        "hit,platform,worker,hit_status,excluded,position,kind,scene,left,right,answer,chosen,correct_side,rt_ms,answered_at_ms\n",
-    );
-    for r in rows {
-        let o = |v: &Option<String>| csv_field(v.as_deref().unwrap_or(""));
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            r.hit_id,
-            csv_field(&r.platform),
-            csv_field(&r.worker_key),
-            csv_field(&r.status),
-            r.excluded,
-            r.position,
-            r.kind,
-            csv_field(&r.scene),
-            o(&r.left_condition),
-            o(&r.right_condition),
-            o(&r.answer),
-            o(&r.chosen_condition),
-            o(&r.correct_side),
-            r.rt_ms.map(|v| v.to_string()).unwrap_or_default(),
-            r.answered_at.map(|v| v.to_string()).unwrap_or_default()
-        );
-    }
-    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response()
 }

@@ -1,46 +1,87 @@
-//! Participants and HITs: who is asking (MTurk / Prolific / direct / preview), assigning trials from the full
-//! design (fewest answers first, never the same pair-and-scene twice per worker, checks at random positions,
-//! random left/right), storing answers idempotently, excluding HITs that fail a check, completion.
+//! Participants and HITs: who is asking (MTurk / Prolific / direct / preview), what they may see, and
+//! starting a HIT from the full design.
+//!
+//! Everything that limits who gets a HIT (study live, worker not blocked, `max_hits_per_worker`, never the
+//! same (pair, scene) twice per worker, no item beyond its `repetitions`) is checked inside the same write
+//! transaction that creates the HIT, so concurrent starts cannot slip past a limit. Trials come from
+//! [`design::plan`]; the image URLs from [`media`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use anyhow::{anyhow, bail};
-use rand::Rng;
-use rand::seq::SliceRandom;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
-use super::db::{self, Db};
-use super::fault::Conflict;
+use super::db::{self, Db, Tx};
+use super::design::{self, CheckItem, ImageIndex, PlannedTrial};
+use super::fault::{AppError, AppResult};
+use super::media::{self, NewToken, Slot};
 use super::study::{self, Study, StudyState};
 use crate::api::{Completion, Entry, EntryParams, HitView, ImgView, MTURK_PREVIEW, TrialView};
+
+/// Where a participant comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    Mturk,
+    Prolific,
+    Direct,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Mturk => "mturk",
+            Platform::Prolific => "prolific",
+            Platform::Direct => "direct",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Platform> {
+        match s {
+            "mturk" => Some(Platform::Mturk),
+            "prolific" => Some(Platform::Prolific),
+            "direct" => Some(Platform::Direct),
+            _ => None,
+        }
+    }
+}
 
 /// Who is taking part, derived from the entry parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
     Preview,
-    Participant {
-        platform: &'static str,
+    /// An MTurk or Prolific participant: the platform's ids.
+    Platform {
+        platform: Platform,
         assignment_key: String,
         worker_key: String,
         external_hit_id: String,
         turk_submit_to: String,
     },
-    /// A direct link without an id yet: one is made when the HIT starts.
-    NewDirect,
+    /// A direct link; `pid` is the participant id the server issued earlier (a reload), if any.
+    Direct {
+        pid: Option<String>,
+    },
 }
 
 fn clean(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn check_id(name: &str, v: &str) -> anyhow::Result<()> {
-    if v.len() > 128
-        || !v
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
-    {
-        bail!("{name}: \"{v}\" is not a valid id");
+/// Platform ids: 1-128 characters of [A-Za-z0-9-_.:], starting with a letter or digit (so an id can never
+/// start a spreadsheet formula in an export).
+fn check_id(name: &str, v: &str) -> AppResult<()> {
+    let ok = v.len() <= 128
+        && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::BadRequest(format!(
+            "{name}: \"{}\" is not a valid id (1-128 letters, digits, '-', '_', '.', ':', starting with a letter or digit)",
+            v.chars().take(140).collect::<String>()
+        )))
     }
-    Ok(())
 }
 
 /// MTurk only ever sends its own hosts; loopback is accepted so the flow can be tested end to end.
@@ -54,24 +95,31 @@ pub fn valid_turk_submit_to(url: &str) -> bool {
         })
 }
 
-pub fn identify(p: &EntryParams) -> anyhow::Result<Identity> {
+fn missing(what: &str) -> AppError {
+    AppError::BadRequest(format!("{what}: missing"))
+}
+
+pub fn identify(p: &EntryParams) -> AppResult<Identity> {
     if let Some(a) = clean(&p.assignment_id) {
         if a == MTURK_PREVIEW {
             return Ok(Identity::Preview);
         }
         check_id("assignmentId", a)?;
-        let worker =
-            clean(&p.worker_id).ok_or_else(|| anyhow!("workerId: missing (MTurk link)"))?;
+        let worker = clean(&p.worker_id).ok_or_else(|| missing("workerId (MTurk link)"))?;
         check_id("workerId", worker)?;
-        let submit = clean(&p.turk_submit_to)
-            .ok_or_else(|| anyhow!("turkSubmitTo: missing (MTurk link)"))?;
+        let submit =
+            clean(&p.turk_submit_to).ok_or_else(|| missing("turkSubmitTo (MTurk link)"))?;
         if !valid_turk_submit_to(submit) {
-            bail!("turkSubmitTo: \"{submit}\" is not an MTurk submission host");
+            return Err(AppError::BadRequest(format!(
+                "turkSubmitTo: \"{submit}\" is not an MTurk submission host"
+            )));
         }
         let hit = clean(&p.hit_id).unwrap_or("");
-        check_id("hitId", hit).or_else(|e| if hit.is_empty() { Ok(()) } else { Err(e) })?;
-        return Ok(Identity::Participant {
-            platform: "mturk",
+        if !hit.is_empty() {
+            check_id("hitId", hit)?;
+        }
+        return Ok(Identity::Platform {
+            platform: Platform::Mturk,
             assignment_key: format!("mturk:{a}"),
             worker_key: format!("mturk:{worker}"),
             external_hit_id: hit.to_string(),
@@ -80,12 +128,15 @@ pub fn identify(p: &EntryParams) -> anyhow::Result<Identity> {
     }
     if let Some(pid) = clean(&p.prolific_pid) {
         check_id("PROLIFIC_PID", pid)?;
-        let session = clean(&p.prolific_session_id)
-            .ok_or_else(|| anyhow!("SESSION_ID: missing (Prolific link)"))?;
+        let session =
+            clean(&p.prolific_session_id).ok_or_else(|| missing("SESSION_ID (Prolific link)"))?;
         check_id("SESSION_ID", session)?;
         let study = clean(&p.prolific_study_id).unwrap_or("");
-        return Ok(Identity::Participant {
-            platform: "prolific",
+        if !study.is_empty() {
+            check_id("STUDY_ID", study)?;
+        }
+        return Ok(Identity::Platform {
+            platform: Platform::Prolific,
             assignment_key: format!("prolific:{session}"),
             worker_key: format!("prolific:{pid}"),
             external_hit_id: study.to_string(),
@@ -94,162 +145,219 @@ pub fn identify(p: &EntryParams) -> anyhow::Result<Identity> {
     }
     if let Some(pid) = clean(&p.pid) {
         check_id("pid", pid)?;
-        return Ok(Identity::Participant {
-            platform: "direct",
-            assignment_key: format!("direct:{pid}"),
-            worker_key: format!("direct:{pid}"),
-            external_hit_id: String::new(),
-            turk_submit_to: String::new(),
+        return Ok(Identity::Direct {
+            pid: Some(pid.to_string()),
         });
     }
-    Ok(Identity::NewDirect)
+    Ok(Identity::Direct { pid: None })
+}
+
+/// What a participant is told when a study takes no new HITs.
+pub fn closed_message(state: StudyState) -> Option<&'static str> {
+    match state {
+        StudyState::Live => None,
+        StudyState::Draft => Some("This study has not started yet."),
+        StudyState::Paused => Some("This study is paused. Please try again later."),
+        StudyState::Complete => Some(
+            "This study is complete: all comparisons have been collected. Thank you for your interest! \
+             If you accepted this task on MTurk or Prolific, please return it; nothing is held against you.",
+        ),
+        StudyState::Closed => Some(
+            "This study is closed. Thank you for your interest! If you accepted this task on MTurk or \
+             Prolific, please return it; nothing is held against you.",
+        ),
+    }
+}
+
+const FULL_FOR_NOW: &str = "All comparisons of this study are assigned to other participants right now. \
+     Please return this task (nothing is held against you) or try again in a few minutes.";
+const NONE_LEFT_FOR_YOU: &str = "You have already seen every comparison this study still needs. Thank you! \
+     If you accepted this task on MTurk or Prolific, please return it; nothing is held against you.";
+const BLOCKED: &str = "You cannot take part in this study.";
+const TIMED_OUT: &str = "This task timed out because it was inactive for too long, and its answers were not \
+     kept. If you accepted it on MTurk or Prolific, please return it.";
+
+fn max_hits_message(max: i64) -> String {
+    format!(
+        "You have already completed the maximum number of tasks ({max}) for this study. Thank you!"
+    )
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct HitRec {
     id: i64,
-    platform: String,
-    assignment_key: String,
-    turk_submit_to: String,
     status: String,
-    completion_code: String,
+    abandoned_at: Option<i64>,
+    token: String,
+    answered: i64,
+    #[sqlx(flatten)]
+    completion: CompletionFields,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-struct TrialRec {
-    id: i64,
-    kind: String,
-    reference_image_id: i64,
-    left_image_id: i64,
-    right_image_id: i64,
-    correct_side: Option<String>,
-    answer: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
-struct ImageRec {
-    id: i64,
-    scene_id: i64,
-    condition_id: Option<i64>,
-    width: i64,
-    height: i64,
-}
-
-fn img_view(i: &ImageRec) -> ImgView {
-    ImgView {
-        url: format!("/media/{}", i.id),
-        width: i.width as u32,
-        height: i.height as u32,
-    }
-}
-
-async fn images(db: &Db, study_id: i64) -> anyhow::Result<HashMap<i64, ImageRec>> {
-    let rows: Vec<ImageRec> = sqlx::query_as(
-        "SELECT id, scene_id, condition_id, width, height FROM images WHERE study_id = $1",
-    )
-    .bind(study_id)
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.id, r)).collect())
-}
-
-async fn find_hit(db: &Db, study_id: i64, key: &str) -> anyhow::Result<Option<HitRec>> {
-    Ok(sqlx::query_as(
-        "SELECT id, platform, assignment_key, turk_submit_to, status, completion_code FROM hits \
-         WHERE study_id = $1 AND assignment_key = $2",
+async fn find_hit<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    study_id: i64,
+    key: &str,
+) -> sqlx::Result<Option<HitRec>> {
+    sqlx::query_as(
+        "SELECT id, platform, assignment_key, turk_submit_to, status, abandoned_at, token, answered, completion_code \
+         FROM hits WHERE study_id = $1 AND assignment_key = $2",
     )
     .bind(study_id)
     .bind(key)
     .fetch_optional(db)
-    .await?)
+    .await
 }
 
-/// The images shown in one HIT's trials.
-async fn hit_images(db: &Db, hit_id: i64) -> anyhow::Result<HashMap<i64, ImageRec>> {
-    let rows: Vec<ImageRec> = sqlx::query_as(
-        "SELECT id, scene_id, condition_id, width, height FROM images WHERE id IN ( \
-           SELECT reference_image_id FROM trials WHERE hit_id = $1 UNION \
-           SELECT left_image_id FROM trials WHERE hit_id = $1 UNION \
-           SELECT right_image_id FROM trials WHERE hit_id = $1)",
-    )
-    .bind(hit_id)
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+/// (width, height) of each scene of the study: every image of a scene has the reference's size.
+async fn scene_sizes<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    study_id: i64,
+) -> sqlx::Result<HashMap<i64, (u32, u32)>> {
+    let rows: Vec<(i64, i64, i64)> =
+        sqlx::query_as("SELECT id, width, height FROM scenes WHERE study_id = $1")
+            .bind(study_id)
+            .fetch_all(db)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, w, h)| (id, (w as u32, h as u32)))
+        .collect())
 }
 
-async fn hit_view(db: &Db, study: &Study, hit: &HitRec) -> anyhow::Result<HitView> {
-    let imgs = hit_images(db, hit.id).await?;
-    let trials: Vec<TrialRec> = sqlx::query_as(
-        "SELECT id, kind, reference_image_id, left_image_id, right_image_id, correct_side, answer FROM trials \
-         WHERE hit_id = $1 ORDER BY position",
-    )
-    .bind(hit.id)
-    .fetch_all(db)
-    .await?;
-    let get = |id: i64| {
-        imgs.get(&id)
-            .map(img_view)
-            .ok_or_else(|| anyhow!("image {id} missing"))
-    };
-    let mut views = Vec::new();
-    for t in &trials {
-        views.push(TrialView {
-            id: t.id,
-            reference: get(t.reference_image_id)?,
-            left: get(t.left_image_id)?,
-            right: get(t.right_image_id)?,
-            answer: t.answer.clone(),
-        });
+fn img(token: &str, (width, height): (u32, u32)) -> ImgView {
+    ImgView {
+        url: format!("/media/{token}"),
+        width,
+        height,
     }
-    let completion = (hit.status == "completed").then(|| completion(study, hit));
-    let pid = hit
-        .assignment_key
-        .strip_prefix("direct:")
-        .map(str::to_string);
-    Ok(HitView {
-        key: hit.assignment_key.clone(),
-        pid,
-        trials: views,
-        completion,
-    })
 }
 
-fn completion(study: &Study, hit: &HitRec) -> Completion {
+/// What the completion page needs of a HIT.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CompletionFields {
+    pub platform: String,
+    pub assignment_key: String,
+    pub turk_submit_to: String,
+    pub completion_code: String,
+}
+
+/// How a finished HIT is handed back: MTurk's externalSubmit form, Prolific's completion URL, or the code.
+pub fn completion(study: &Study, hit: &CompletionFields) -> Completion {
     let code = hit.completion_code.clone();
-    match hit.platform.as_str() {
-        "mturk" => Completion::Mturk {
+    match Platform::parse(&hit.platform) {
+        Some(Platform::Mturk) => Completion::Mturk {
             action: format!("{}/mturk/externalSubmit", hit.turk_submit_to),
             assignment_id: hit.assignment_key.trim_start_matches("mturk:").to_string(),
             code,
         },
-        "prolific" if !study.prolific_completion_url.is_empty() => Completion::Prolific {
-            url: study.prolific_completion_url.clone(),
-            code,
-        },
+        Some(Platform::Prolific) if !study.settings.prolific_completion_url.is_empty() => {
+            Completion::Prolific {
+                url: study.settings.prolific_completion_url.clone(),
+                code,
+            }
+        }
         _ => Completion::Direct { code },
     }
 }
 
-async fn load_study(db: &Db, slug: &str) -> anyhow::Result<Study> {
-    study::by_slug(db, slug)
-        .await?
-        .ok_or_else(|| anyhow!("there is no study \"{slug}\""))
+/// The completion of a finished HIT, read from the database.
+pub async fn completion_of<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    study: &Study,
+    hit_id: i64,
+) -> AppResult<Completion> {
+    let f: CompletionFields = sqlx::query_as(
+        "SELECT platform, assignment_key, turk_submit_to, completion_code FROM hits WHERE id = $1",
+    )
+    .bind(hit_id)
+    .fetch_one(db)
+    .await?;
+    Ok(completion(study, &f))
 }
 
-/// Why this worker may not start a new HIT, if so.
-async fn refusal(db: &Db, study: &Study, worker_key: &str) -> anyhow::Result<Option<String>> {
-    match study.state() {
-        StudyState::Live => {}
-        StudyState::Draft => return Ok(Some("This study has not started yet.".into())),
-        StudyState::Paused => {
-            return Ok(Some("This study is paused. Please try again later.".into()));
+fn direct_pid(assignment_key: &str) -> Option<String> {
+    assignment_key.strip_prefix("direct:").map(str::to_string)
+}
+
+/// The HIT as the page shows it (on resume).
+async fn hit_view(db: &Db, study: &Study, hit: &HitRec) -> AppResult<HitView> {
+    let trials: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT position, scene_id FROM trials t JOIN images i ON i.id = t.reference_image_id \
+                        WHERE t.hit_id = $1 ORDER BY position",
+    )
+    .bind(hit.id)
+    .fetch_all(db)
+    .await?;
+    let tokens = media::hit_tokens(db, hit.id).await?;
+    let sizes = scene_sizes(db, study.id).await?;
+    let mut views = Vec::with_capacity(trials.len());
+    for (position, scene) in trials {
+        let size = *sizes
+            .get(&scene)
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("scene {scene} missing")))?;
+        let t = |slot: Slot| {
+            tokens.get(&(position, slot as i64)).ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!(
+                    "HIT {}: no image token for trial {position}",
+                    hit.id
+                ))
+            })
+        };
+        views.push(TrialView {
+            position: position as u32,
+            reference: img(t(Slot::Reference)?, size),
+            left: img(t(Slot::Left)?, size),
+            right: img(t(Slot::Right)?, size),
+        });
+    }
+    Ok(HitView {
+        key: hit.token.clone(),
+        pid: direct_pid(&hit.completion.assignment_key),
+        trials: views,
+        answered: hit.answered as u32,
+        completion: (hit.status == "completed").then(|| completion(study, &hit.completion)),
+    })
+}
+
+async fn load_study(db: &Db, slug: &str) -> AppResult<Study> {
+    study::by_slug(db, slug)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("there is no study \"{slug}\"")))
+}
+
+/// The preview example of a live study (its own tokens, a random pair chosen when it went live).
+async fn example(db: &Db, study: &Study) -> AppResult<Option<TrialView>> {
+    let Some([r, l, x]) = media::example_tokens(db, study.id).await? else {
+        return Ok(None);
+    };
+    let size: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT sc.width, sc.height FROM media_tokens m JOIN images i ON i.id = m.image_id \
+         JOIN scenes sc ON sc.id = i.scene_id WHERE m.token = $1",
+    )
+    .bind(&r)
+    .fetch_optional(db)
+    .await?;
+    Ok(size.map(|(w, h)| {
+        let s = (w as u32, h as u32);
+        TrialView {
+            position: 0,
+            reference: img(&r, s),
+            left: img(&l, s),
+            right: img(&x, s),
         }
-        StudyState::Closed => {
-            return Ok(Some(
-                "This study is closed. Thank you for your interest.".into(),
-            ));
-        }
+    }))
+}
+
+/// Why a worker may not start a new HIT (outside the write lock: for the entry page only; [`start`] checks
+/// again inside the lock).
+async fn refusal<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any> + Copy,
+    study: &Study,
+    worker_key: &str,
+) -> AppResult<Option<String>> {
+    if let Some(m) = closed_message(study.state) {
+        return Ok(Some(m.to_string()));
     }
     let (blocked,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM blocked_workers WHERE study_id = $1 AND worker_key = $2",
@@ -259,7 +367,7 @@ async fn refusal(db: &Db, study: &Study, worker_key: &str) -> anyhow::Result<Opt
     .fetch_one(db)
     .await?;
     if blocked > 0 {
-        return Ok(Some("You cannot take part in this study.".into()));
+        return Ok(Some(BLOCKED.into()));
     }
     let (done,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM hits WHERE study_id = $1 AND worker_key = $2")
@@ -267,111 +375,96 @@ async fn refusal(db: &Db, study: &Study, worker_key: &str) -> anyhow::Result<Opt
             .bind(worker_key)
             .fetch_one(db)
             .await?;
-    if done >= study.max_hits_per_worker {
-        return Ok(Some(format!(
-            "You have already completed the maximum number of tasks ({}) for this study. Thank you!",
-            study.max_hits_per_worker
-        )));
+    if done >= study.settings.max_hits_per_worker {
+        return Ok(Some(max_hits_message(study.settings.max_hits_per_worker)));
     }
     Ok(None)
 }
 
-/// An example trial for previews: the first pair of the first scene. Records nothing.
-async fn example(db: &Db, study: &Study) -> anyhow::Result<Option<TrialView>> {
-    let imgs = images(db, study.id).await?;
-    let item: Option<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT scene_id, condition_a, condition_b FROM design_items WHERE study_id = $1 ORDER BY id LIMIT 1",
-    )
-    .bind(study.id)
-    .fetch_optional(db)
-    .await?;
-    let Some((scene, a, b)) = item else {
-        return Ok(None);
-    };
-    let find = |cond: Option<i64>| {
-        imgs.values()
-            .filter(|i| i.scene_id == scene && i.condition_id == cond)
-            .min_by_key(|i| i.id)
-            .map(img_view)
-    };
-    Ok(match (find(None), find(Some(a)), find(Some(b))) {
-        (Some(reference), Some(left), Some(right)) => Some(TrialView {
-            id: 0,
-            reference,
-            left,
-            right,
-            answer: None,
-        }),
-        _ => None,
-    })
-}
-
-pub async fn enter(db: &Db, slug: &str, params: &EntryParams) -> anyhow::Result<Entry> {
+/// The entry page's data. Records nothing. A study that is not public (draft, complete, closed) shows only
+/// why: no name, question or images.
+pub async fn enter(db: &Db, slug: &str, params: &EntryParams) -> AppResult<Entry> {
     let study = load_study(db, slug).await?;
     let id = identify(params)?;
+    let public = study.state.is_public();
     let mut entry = Entry {
         slug: study.slug.clone(),
-        study_name: study.name.clone(),
-        question: study.question.clone(),
-        synthetic: study.synthetic != 0,
+        study_name: if public {
+            study.name.clone()
+        } else {
+            String::new()
+        },
+        question: if public {
+            study.settings.question.clone()
+        } else {
+            String::new()
+        },
+        synthetic: public && study.synthetic,
         preview: id == Identity::Preview,
         can_start: false,
-        message: None,
-        example: example(db, &study).await?,
+        message: closed_message(study.state).map(str::to_string),
+        example: None,
         hit: None,
     };
-    match &id {
-        Identity::Preview => {
-            entry.message = refusal(db, &study, "").await?;
+    if study.state != StudyState::Live {
+        return Ok(entry);
+    }
+    entry.example = example(db, &study).await?;
+    let existing = match &id {
+        Identity::Preview => return Ok(entry),
+        Identity::Platform { assignment_key, .. } => find_hit(db, study.id, assignment_key).await?,
+        Identity::Direct { pid: Some(pid) } => {
+            find_hit(db, study.id, &format!("direct:{pid}")).await?
         }
-        Identity::NewDirect => {
-            entry.message = refusal(db, &study, "").await?;
+        Identity::Direct { pid: None } => None,
+    };
+    match existing {
+        Some(h) if h.abandoned_at.is_some() => entry.message = Some(TIMED_OUT.into()),
+        Some(h) => entry.hit = Some(hit_view(db, &study, &h).await?),
+        None => {
+            // Direct links are limited per browser at start; here only the platform worker is known.
+            entry.message = match &id {
+                Identity::Platform { worker_key, .. } => refusal(db, &study, worker_key).await?,
+                _ => None,
+            };
             entry.can_start = entry.message.is_none();
-        }
-        Identity::Participant {
-            assignment_key,
-            worker_key,
-            ..
-        } => {
-            if let Some(hit) = find_hit(db, study.id, assignment_key).await? {
-                entry.hit = Some(hit_view(db, &study, &hit).await?);
-            } else {
-                entry.message = refusal(db, &study, worker_key).await?;
-                entry.can_start = entry.message.is_none();
-            }
         }
     }
     Ok(entry)
 }
 
-/// One planned trial before it is stored.
-struct Planned {
-    kind: &'static str,
-    design_item_id: Option<i64>,
-    check_item_id: Option<i64>,
-    reference: i64,
-    left: i64,
-    right: i64,
-    correct_side: Option<&'static str>,
+/// A random generator for one HIT's plan: from the OS, or (tests, `--assign-seed`) derived from the seed
+/// and the assignment so that a run is reproducible whatever the scheduling.
+fn plan_rng(seed: Option<u64>, assignment_key: &str) -> ChaCha8Rng {
+    match seed {
+        Some(s) => {
+            use std::hash::{Hash, Hasher};
+            // Not for security: a stable mix of the seed and the key.
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            assignment_key.hash(&mut h);
+            ChaCha8Rng::seed_from_u64(s ^ h.finish())
+        }
+        None => ChaCha8Rng::from_os_rng(),
+    }
 }
 
-/// Starts the HIT for this assignment (or returns the existing one: starting twice is harmless).
-pub async fn start(db: &Db, slug: &str, params: &EntryParams) -> anyhow::Result<HitView> {
-    let study = load_study(db, slug).await?;
+/// Starts the HIT of this assignment, or returns the existing one (starting twice is harmless).
+/// `browser` is the direct-link participant's per-browser id (the "worker" of a direct link).
+pub async fn start(
+    db: &Db,
+    slug: &str,
+    params: &EntryParams,
+    browser: &str,
+    seed: Option<u64>,
+) -> AppResult<HitView> {
     let (platform, assignment_key, worker_key, external_hit_id, turk_submit_to) =
         match identify(params)? {
-            Identity::Preview => bail!("this is a preview: accept the HIT to start"),
-            Identity::NewDirect => {
-                let pid = db::random_token(16);
-                (
-                    "direct",
-                    format!("direct:{pid}"),
-                    format!("direct:{pid}"),
-                    String::new(),
-                    String::new(),
-                )
+            Identity::Preview => {
+                return Err(AppError::bad_request(
+                    "this is a preview: accept the HIT to start",
+                ));
             }
-            Identity::Participant {
+            Identity::Platform {
                 platform,
                 assignment_key,
                 worker_key,
@@ -384,268 +477,304 @@ pub async fn start(db: &Db, slug: &str, params: &EntryParams) -> anyhow::Result<
                 external_hit_id,
                 turk_submit_to,
             ),
+            Identity::Direct { pid } => {
+                // A pid resumes only a HIT this server issued; an unknown one starts a new HIT with a new id.
+                let study = load_study(db, slug).await?;
+                if let Some(pid) = pid
+                    && let Some(h) = find_hit(db, study.id, &format!("direct:{pid}")).await?
+                {
+                    return resume(db, &study, &h).await;
+                }
+                (
+                    Platform::Direct,
+                    format!("direct:{}", media::new_token()),
+                    format!("direct:{browser}"),
+                    String::new(),
+                    String::new(),
+                )
+            }
         };
-    if let Some(hit) = find_hit(db, study.id, &assignment_key).await? {
-        return hit_view(db, &study, &hit).await;
-    }
-    if let Some(why) = refusal(db, &study, &worker_key).await? {
-        bail!(why);
-    }
     let now = db::now_ms();
     let mut tx = db::begin_write(db).await?;
-    // Re-check inside the write lock: a double click may have raced us.
-    let existing: Option<(i64,)> =
-        sqlx::query_as("SELECT id FROM hits WHERE study_id = $1 AND assignment_key = $2")
+    let study = study::by_slug(&mut *tx, slug)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("there is no study \"{slug}\"")))?;
+    if let Some(h) = find_hit(&mut *tx, study.id, &assignment_key).await? {
+        drop(tx);
+        return resume(db, &study, &h).await;
+    }
+    if let Some(m) = closed_message(study.state) {
+        return Err(AppError::Conflict(m.into()));
+    }
+    let (blocked,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM blocked_workers WHERE study_id = $1 AND worker_key = $2",
+    )
+    .bind(study.id)
+    .bind(&worker_key)
+    .fetch_one(&mut *tx)
+    .await?;
+    if blocked > 0 {
+        return Err(AppError::Conflict(BLOCKED.into()));
+    }
+    let (done,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM hits WHERE study_id = $1 AND worker_key = $2")
             .bind(study.id)
-            .bind(&assignment_key)
-            .fetch_optional(&mut *tx)
+            .bind(&worker_key)
+            .fetch_one(&mut *tx)
             .await?;
-    if existing.is_none() {
-        let planned = plan(&mut tx, &study, &worker_key, now).await?;
-        if planned.is_empty() {
-            bail!("There are no more trials available for you in this study. Thank you!");
-        }
-        let hit_id = db::next_id(&mut tx, "hits").await?;
-        sqlx::query(
-            "INSERT INTO hits (id, study_id, platform, assignment_key, worker_key, external_hit_id, turk_submit_to, \
-             status, excluded, exclusion_reason, completion_code, created_at, last_seen_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', 0, '', $8, $9, $9)",
-        )
-        .bind(hit_id)
-        .bind(study.id)
-        .bind(platform)
-        .bind(&assignment_key)
-        .bind(&worker_key)
-        .bind(&external_hit_id)
-        .bind(&turk_submit_to)
-        .bind(db::random_token(10).to_uppercase())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        for (pos, t) in planned.iter().enumerate() {
-            let id = db::next_id(&mut tx, "trials").await?;
-            sqlx::query(
-                "INSERT INTO trials (id, hit_id, position, kind, design_item_id, check_item_id, reference_image_id, \
-                 left_image_id, right_image_id, correct_side) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    if done >= study.settings.max_hits_per_worker {
+        return Err(AppError::Conflict(max_hits_message(
+            study.settings.max_hits_per_worker,
+        )));
+    }
+    design::expire_overdue(&mut tx, study.id, study.timeout_ms(), now).await?;
+    design::release_invalid(&mut tx, study.id).await?;
+    let mut rng = plan_rng(seed, &assignment_key);
+    let s = &study.settings;
+    let candidates = design::candidates(
+        &mut tx,
+        study.id,
+        s.repetitions,
+        &worker_key,
+        (rng.next_u64() % 1_000_003) as i64,
+        s.trials_per_hit,
+    )
+    .await?;
+    if candidates.is_empty() {
+        let message = if study.remaining_answers() == 0 {
+            study::write_state(&mut tx, study.id, StudyState::Complete).await?;
+            tx.commit().await?;
+            tracing::info!("study {}: design full: complete", study.slug);
+            closed_message(StudyState::Complete).unwrap_or_default()
+        } else {
+            let (open,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM design_items WHERE study_id = $1 AND load < $2",
             )
-            .bind(id)
+            .bind(study.id)
+            .bind(s.repetitions)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            if open > 0 {
+                NONE_LEFT_FOR_YOU
+            } else {
+                FULL_FOR_NOW
+            }
+        };
+        return Err(AppError::Conflict(message.into()));
+    }
+    let (images, checks) = plan_inputs(&mut tx, study.id, &candidates).await?;
+    let planned = design::plan(
+        &candidates,
+        &images,
+        &checks,
+        s.trials_per_hit as usize,
+        s.checks_per_hit as usize,
+        &mut rng,
+    )?;
+    let sizes = scene_sizes(&mut *tx, study.id).await?;
+    let hit = NewHit {
+        platform,
+        assignment_key,
+        worker_key,
+        browser_key: if platform == Platform::Direct {
+            browser.to_string()
+        } else {
+            String::new()
+        },
+        external_hit_id,
+        turk_submit_to,
+    };
+    let view = store_hit(&mut tx, &study, &hit, &planned, &sizes, now).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+async fn resume(db: &Db, study: &Study, h: &HitRec) -> AppResult<HitView> {
+    if h.abandoned_at.is_some() {
+        return Err(AppError::Conflict(TIMED_OUT.into()));
+    }
+    hit_view(db, study, h).await
+}
+
+/// The images of the candidates' scenes and the study's attention checks.
+async fn plan_inputs(
+    tx: &mut Tx<'_>,
+    study_id: i64,
+    candidates: &[design::Candidate],
+) -> AppResult<(ImageIndex, Vec<CheckItem>)> {
+    let mut scenes: Vec<i64> = candidates.iter().map(|c| c.scene_id).collect();
+    scenes.sort_unstable();
+    scenes.dedup();
+    let list = scenes
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let rows: Vec<(i64, i64, Option<i64>)> = sqlx::query_as(&format!(
+        "SELECT id, scene_id, condition_id FROM images WHERE study_id = $1 \
+         AND kind IN ('reference', 'condition') AND scene_id IN ({list})"
+    ))
+    .bind(study_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let images = rows.into_iter().map(|(id, s, c)| ((s, c), id)).collect();
+    let checks: Vec<CheckItem> = sqlx::query_as(
+        "SELECT id, scene_id, good_image_id, bad_image_id FROM check_items WHERE study_id = $1 ORDER BY id",
+    )
+    .bind(study_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok((images, checks))
+}
+
+struct NewHit {
+    platform: Platform,
+    assignment_key: String,
+    worker_key: String,
+    browser_key: String,
+    external_hit_id: String,
+    turk_submit_to: String,
+}
+
+/// Writes the HIT, its trials and image tokens and raises the chosen items' loads; returns what the page
+/// shows (no re-read).
+async fn store_hit(
+    tx: &mut Tx<'_>,
+    study: &Study,
+    hit: &NewHit,
+    planned: &[PlannedTrial],
+    sizes: &HashMap<i64, (u32, u32)>,
+    now: i64,
+) -> AppResult<HitView> {
+    let hit_id = db::next_id(tx, "hits").await?;
+    let token = media::new_token();
+    let pairs = planned
+        .iter()
+        .filter(|t| t.design_item_id.is_some())
+        .count() as i64;
+    sqlx::query(
+        "INSERT INTO hits (id, study_id, platform, assignment_key, worker_key, external_hit_id, turk_submit_to, \
+         status, excluded, exclusion_reason, completion_code, created_at, last_seen_at, token, browser_key, \
+         total, pairs, answered, shown_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', 0, '', $8, $9, $9, $10, $11, $12, $13, 0, $9)",
+    )
+    .bind(hit_id)
+    .bind(study.id)
+    .bind(hit.platform.as_str())
+    .bind(&hit.assignment_key)
+    .bind(&hit.worker_key)
+    .bind(&hit.external_hit_id)
+    .bind(&hit.turk_submit_to)
+    .bind(media::new_token()[..10].to_uppercase())
+    .bind(now)
+    .bind(&token)
+    .bind(&hit.browser_key)
+    .bind(planned.len() as i64)
+    .bind(pairs)
+    .execute(&mut **tx)
+    .await?;
+
+    let first_trial = db::next_id(tx, "trials").await?;
+    let mut sql = String::from(
+        "INSERT INTO trials (id, hit_id, position, kind, design_item_id, check_item_id, reference_image_id, \
+         left_image_id, right_image_id, correct_side, left_condition_id, right_condition_id) VALUES ",
+    );
+    const COLS: usize = 12;
+    for i in 0..planned.len() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        let b = i * COLS;
+        let p: Vec<String> = (1..=COLS).map(|k| format!("${}", b + k)).collect();
+        sql.push_str(&format!("({})", p.join(", ")));
+    }
+    let mut q = sqlx::query(&sql);
+    let mut tokens = Vec::with_capacity(planned.len() * 3);
+    let mut views = Vec::with_capacity(planned.len());
+    let scene_of_image: HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(&format!(
+        "SELECT id, scene_id FROM images WHERE id IN ({})",
+        planned
+            .iter()
+            .map(|t| t.reference.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    ))
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    for (pos, t) in planned.iter().enumerate() {
+        q = q
+            .bind(first_trial + pos as i64)
             .bind(hit_id)
             .bind(pos as i64)
-            .bind(t.kind)
+            .bind(t.kind.as_str())
             .bind(t.design_item_id)
             .bind(t.check_item_id)
             .bind(t.reference)
             .bind(t.left)
             .bind(t.right)
-            .bind(t.correct_side)
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    tx.commit().await?;
-    let hit = find_hit(db, study.id, &assignment_key)
-        .await?
-        .ok_or_else(|| anyhow!("HIT vanished"))?;
-    hit_view(db, &study, &hit).await
-}
-
-#[derive(sqlx::FromRow)]
-struct ItemLoad {
-    id: i64,
-    scene_id: i64,
-    condition_a: i64,
-    condition_b: i64,
-    load: i64,
-}
-
-/// Chooses the trials of a new HIT: up to T design items this worker has never seen, those with the fewest
-/// answers first (answers of completed non-excluded HITs plus trials held by active HITs seen within the
-/// timeout), random among equals; plus C attention checks; shuffled; random left/right.
-async fn plan(
-    tx: &mut db::Tx<'_>,
-    study: &Study,
-    worker_key: &str,
-    now: i64,
-) -> anyhow::Result<Vec<Planned>> {
-    let cutoff = now - study.hit_timeout_s * 1000;
-    let seen: HashSet<i64> = sqlx::query_as::<_, (i64,)>(
-        "SELECT DISTINCT t.design_item_id FROM trials t JOIN hits h ON h.id = t.hit_id \
-         WHERE h.study_id = $1 AND h.worker_key = $2 AND t.design_item_id IS NOT NULL",
-    )
-    .bind(study.id)
-    .bind(worker_key)
-    .fetch_all(&mut **tx)
-    .await?
-    .into_iter()
-    .map(|(id,)| id)
-    .collect();
-    let items: Vec<ItemLoad> = sqlx::query_as(
-        "SELECT d.id, d.scene_id, d.condition_a, d.condition_b, COUNT(h.id) AS load \
-         FROM design_items d \
-         LEFT JOIN trials t ON t.design_item_id = d.id \
-         LEFT JOIN hits h ON h.id = t.hit_id AND h.excluded = 0 \
-              AND (h.status = 'completed' OR h.last_seen_at >= $2) \
-         WHERE d.study_id = $1 GROUP BY d.id, d.scene_id, d.condition_a, d.condition_b",
-    )
-    .bind(study.id)
-    .bind(cutoff)
-    .fetch_all(&mut **tx)
-    .await?;
-    let imgs: Vec<ImageRec> = sqlx::query_as(
-        "SELECT id, scene_id, condition_id, width, height FROM images WHERE study_id = $1 AND kind IN ('reference', 'condition')",
-    )
-    .bind(study.id)
-    .fetch_all(&mut **tx)
-    .await?;
-    let image_of: HashMap<(i64, Option<i64>), i64> = imgs
-        .iter()
-        .map(|i| ((i.scene_id, i.condition_id), i.id))
-        .collect();
-    let checks: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT id, scene_id, good_image_id, bad_image_id FROM check_items WHERE study_id = $1",
-    )
-    .bind(study.id)
-    .fetch_all(&mut **tx)
-    .await?;
-
-    let mut rng = rand::thread_rng();
-    let mut candidates: Vec<&ItemLoad> = items.iter().filter(|i| !seen.contains(&i.id)).collect();
-    candidates.shuffle(&mut rng);
-    candidates.sort_by_key(|i| i.load); // stable: random among equal loads
-    candidates.truncate(study.trials_per_hit as usize);
-
-    let mut planned = Vec::new();
-    for item in candidates {
-        let reference = image_of[&(item.scene_id, None)];
-        let a = image_of[&(item.scene_id, Some(item.condition_a))];
-        let b = image_of[&(item.scene_id, Some(item.condition_b))];
-        let (left, right) = if rng.r#gen::<bool>() { (a, b) } else { (b, a) };
-        planned.push(Planned {
-            kind: "pair",
-            design_item_id: Some(item.id),
-            check_item_id: None,
-            reference,
-            left,
-            right,
-            correct_side: None,
-        });
-    }
-    if planned.is_empty() {
-        return Ok(planned);
-    }
-    let mut checks = checks;
-    checks.shuffle(&mut rng);
-    for &(id, _scene, good, bad) in checks.iter().cycle().take(study.checks_per_hit as usize) {
-        let good_left = rng.r#gen::<bool>();
-        planned.push(Planned {
-            kind: "check",
-            design_item_id: None,
-            check_item_id: Some(id),
-            reference: good,
-            left: if good_left { good } else { bad },
-            right: if good_left { bad } else { good },
-            correct_side: Some(if good_left { "left" } else { "right" }),
-        });
-    }
-    planned.shuffle(&mut rng);
-    Ok(planned)
-}
-
-/// Stores an answer. Idempotent: repeating an answer (double click, network retry) changes nothing; the
-/// first answer to a trial is final (a different one is refused as a [`Conflict`]), and so is a finished HIT. A wrong answer to an attention check excludes the HIT.
-pub async fn answer(
-    db: &Db,
-    slug: &str,
-    key: &str,
-    trial_id: i64,
-    side: &str,
-    rt_ms: i64,
-) -> anyhow::Result<HitView> {
-    if side != "left" && side != "right" {
-        bail!("side: expected \"left\" or \"right\", found \"{side}\"");
-    }
-    let study = load_study(db, slug).await?;
-    let hit = find_hit(db, study.id, key)
-        .await?
-        .ok_or_else(|| anyhow!("no HIT {key} in study {slug}"))?;
-    let now = db::now_ms();
-    // Locks the HIT (and records the participant's activity) before reading its trials.
-    let mut tx = db::begin_hit(db, hit.id, now).await?;
-    let trial: TrialRec = sqlx::query_as(
-        "SELECT id, kind, reference_image_id, left_image_id, right_image_id, correct_side, answer FROM trials \
-         WHERE id = $1 AND hit_id = $2",
-    )
-    .bind(trial_id)
-    .bind(hit.id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| anyhow!("trial {trial_id} is not part of this HIT"))?;
-    match trial.answer.as_deref() {
-        // A repeat of the stored answer (double click, network retry) is harmless and changes nothing.
-        Some(a) if a == side => {}
-        Some(_) if hit.status == "completed" => {
-            return Err(Conflict(format!(
-                "this HIT is finished: trial {trial_id} was already answered and cannot be changed"
-            ))
-            .into());
-        }
-        Some(_) => {
-            return Err(Conflict(format!(
-                "trial {trial_id} was already answered; the first answer is final"
-            ))
-            .into());
-        }
-        None if hit.status == "completed" => {
-            return Err(Conflict("this HIT is finished".into()).into());
-        }
-        None => {}
-    }
-    if trial.answer.is_none() {
-        let chosen_image = if side == "left" {
-            trial.left_image_id
-        } else {
-            trial.right_image_id
+            .bind(t.correct.map(|s| s.as_str()))
+            .bind(t.left_condition)
+            .bind(t.right_condition);
+        let size = scene_of_image
+            .get(&t.reference)
+            .and_then(|s| sizes.get(s))
+            .copied()
+            .ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!("image {} has no scene size", t.reference))
+            })?;
+        let mut slot = |slot: Slot, image_id: i64| {
+            let token = media::new_token();
+            let view = img(&token, size);
+            tokens.push(NewToken {
+                token,
+                position: pos as i64,
+                slot,
+                image_id,
+            });
+            view
         };
-        let (chosen_condition,): (Option<i64>,) =
-            sqlx::query_as("SELECT condition_id FROM images WHERE id = $1")
-                .bind(chosen_image)
-                .fetch_one(&mut *tx)
-                .await?;
-        let rt = rt_ms.clamp(0, 3_600_000);
-        sqlx::query(
-            "UPDATE trials SET answer = $1, chosen_condition_id = $2, rt_ms = $3, answered_at = $4 \
-             WHERE id = $5 AND answer IS NULL",
-        )
-        .bind(side)
-        .bind(chosen_condition)
-        .bind(rt)
-        .bind(now)
-        .bind(trial.id)
-        .execute(&mut *tx)
-        .await?;
-        if trial.kind == "check" && trial.correct_side.as_deref() != Some(side) {
-            sqlx::query("UPDATE hits SET excluded = 1, exclusion_reason = $1 WHERE id = $2 AND excluded = 0")
-                .bind(format!("failed attention check (trial {trial_id})"))
-                .bind(hit.id)
-                .execute(&mut *tx)
-                .await?;
+        views.push(TrialView {
+            position: pos as u32,
+            reference: slot(Slot::Reference, t.reference),
+            left: slot(Slot::Left, t.left),
+            right: slot(Slot::Right, t.right),
+        });
+    }
+    q.execute(&mut **tx).await?;
+    media::insert_tokens(tx, study.id, Some(hit_id), &tokens).await?;
+    let items: Vec<String> = planned
+        .iter()
+        .filter_map(|t| t.design_item_id.map(|i| i.to_string()))
+        .collect();
+    sqlx::query(&format!(
+        "UPDATE design_items SET load = load + 1 WHERE id IN ({})",
+        items.join(",")
+    ))
+    .execute(&mut **tx)
+    .await?;
+    Ok(HitView {
+        key: token,
+        pid: direct_pid(&hit.assignment_key),
+        trials: views,
+        answered: 0,
+        completion: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_could_start_a_formula_or_hold_odd_characters_are_refused() {
+        for bad in ["=cmd", "-1", "+1", "@x", "a b", "", "a;b", &"x".repeat(129)] {
+            assert!(check_id("workerId", bad).is_err(), "{bad:?}");
         }
-        let (open,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM trials WHERE hit_id = $1 AND answer IS NULL")
-                .bind(hit.id)
-                .fetch_one(&mut *tx)
-                .await?;
-        if open == 0 {
-            sqlx::query("UPDATE hits SET status = 'completed', completed_at = $1 WHERE id = $2 AND status = 'active'")
-                .bind(now)
-                .bind(hit.id)
-                .execute(&mut *tx)
-                .await?;
+        for good in ["A1B2C3", "3f9a", "worker_1.x:y-z"] {
+            check_id("workerId", good).unwrap();
         }
     }
-    tx.commit().await?;
-    let hit = find_hit(db, study.id, key)
-        .await?
-        .ok_or_else(|| anyhow!("HIT vanished"))?;
-    hit_view(db, &study, &hit).await
 }

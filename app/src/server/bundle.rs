@@ -195,10 +195,14 @@ fn decode(src: &mut Source, rel: &str, field: &str) -> anyhow::Result<(Img, Dyna
     let img = image::load_from_memory_with_format(&bytes, format)
         .with_context(|| format!("{MANIFEST}: {field}: cannot decode {what}"))?;
     let (width, height) = img.dimensions();
+    let _ = ext;
+    // Every image is stored as a fresh PNG of its decoded pixels: one content type for all (a JPEG
+    // condition beside a PNG reference would give the attention checks away), no metadata chunks that could
+    // name a condition, and the pixels every browser shows are the decoder's here.
     Ok((
         Img {
-            bytes,
-            ext,
+            bytes: png_bytes(&img)?,
+            ext: "png",
             width,
             height,
             source: rel.to_string(),
@@ -227,9 +231,10 @@ pub fn check_distortion(reference: &DynamicImage) -> anyhow::Result<DynamicImage
     )?)
 }
 
+/// Keys start with a letter or digit (so no exported cell can start a spreadsheet formula).
 fn valid_key(k: &str) -> bool {
-    !k.is_empty()
-        && k.len() <= 64
+    k.len() <= 64
+        && k.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
@@ -286,7 +291,7 @@ fn validate(src: &mut Source) -> anyhow::Result<Validated> {
     for (i, c) in manifest.conditions.iter().enumerate() {
         if !valid_key(&c.key) {
             bail!(
-                "{MANIFEST}: conditions[{i}].key: \"{}\" must be 1-64 characters of [A-Za-z0-9._-]",
+                "{MANIFEST}: conditions[{i}].key: \"{}\" must be 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit",
                 c.key
             );
         }
@@ -311,6 +316,23 @@ fn validate(src: &mut Source) -> anyhow::Result<Validated> {
     settings.max_hits_per_worker = s
         .max_hits_per_worker
         .unwrap_or(settings.max_hits_per_worker);
+    settings.hit_timeout_s = s.hit_timeout_s.unwrap_or(settings.hit_timeout_s);
+    let r = &mut settings.rules;
+    r.min_response_ms = s.min_response_ms.unwrap_or(r.min_response_ms);
+    r.max_fast_share = s.max_fast_share.unwrap_or(r.max_fast_share);
+    r.straight_line_alpha = s.straight_line_alpha.unwrap_or(r.straight_line_alpha);
+    r.outlier_fence = s.outlier_fence.unwrap_or(r.outlier_fence);
+    if let Some(scope) = &s.qc_scope {
+        r.scope = scope.parse().map_err(|_| {
+            anyhow!(
+                "{MANIFEST}: settings: qc_scope: expected \"hit\" or \"worker\", found \"{scope}\""
+            )
+        })?;
+    }
+    if let Some(flags) = &s.exclude_flags {
+        r.exclude = super::quality::Flags::parse_names(flags.iter().map(String::as_str))
+            .map_err(|e| anyhow!("{MANIFEST}: settings: exclude_flags: {e}"))?;
+    }
     settings
         .validate()
         .map_err(|e| anyhow!("{MANIFEST}: settings: {e}"))?;
@@ -324,7 +346,7 @@ fn validate(src: &mut Source) -> anyhow::Result<Validated> {
         let f = format!("scenes[{si}]");
         if !valid_key(&scene.key) {
             bail!(
-                "{MANIFEST}: {f}.key: \"{}\" must be 1-64 characters of [A-Za-z0-9._-]",
+                "{MANIFEST}: {f}.key: \"{}\" must be 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit",
                 scene.key
             );
         }
@@ -498,10 +520,13 @@ async fn write_all(
     let base = m.slug.clone().unwrap_or_else(|| slugify(&m.name));
     let slug = unique_slug(tx, &base).await?;
     let s = &v.settings;
+    let n = m.conditions.len() as i64;
+    let scope: &'static str = s.rules.scope.into();
     sqlx::query(
         "INSERT INTO studies (id, slug, name, description, question, state, trials_per_hit, checks_per_hit, \
-         repetitions, max_hits_per_worker, hit_timeout_s, approve_excluded, prolific_completion_url, synthetic, created_at) \
-         VALUES ($1, $2, $3, $4, $5, 'draft', $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         repetitions, max_hits_per_worker, hit_timeout_s, approve_excluded, prolific_completion_url, synthetic, created_at, \
+         design_size, min_response_ms, max_fast_share, straight_line_alpha, outlier_fence, qc_scope, exclude_flags) \
+         VALUES ($1, $2, $3, $4, $5, 'draft', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
     )
     .bind(study_id)
     .bind(&slug)
@@ -517,6 +542,13 @@ async fn write_all(
     .bind(&s.prolific_completion_url)
     .bind(m.synthetic as i64)
     .bind(db::now_ms())
+    .bind(v.scenes.len() as i64 * n * (n - 1) / 2)
+    .bind(s.rules.min_response_ms)
+    .bind(s.rules.max_fast_share)
+    .bind(s.rules.straight_line_alpha)
+    .bind(s.rules.outlier_fence)
+    .bind(scope)
+    .bind(s.rules.exclude.bits())
     .execute(&mut **tx)
     .await?;
 
@@ -544,6 +576,17 @@ async fn write_all(
             .bind(&spec.key)
             .bind(reference.width as i64)
             .bind(reference.height as i64)
+            .execute(&mut **tx)
+            .await?;
+        let largest = std::iter::once(reference)
+            .chain(per_condition)
+            .chain(checks.iter().map(|(img, _)| img))
+            .map(|i| i.bytes.len())
+            .max()
+            .unwrap_or(0);
+        sqlx::query("UPDATE scenes SET served_bytes = $1 WHERE id = $2")
+            .bind(super::media::padded_length(largest))
+            .bind(scene_id)
             .execute(&mut **tx)
             .await?;
         let ref_id = insert_image(
@@ -590,13 +633,15 @@ async fn write_all(
             for b in a + 1..condition_ids.len() {
                 let id = db::next_id(tx, "design_items").await?;
                 sqlx::query(
-                    "INSERT INTO design_items (id, study_id, scene_id, condition_a, condition_b) VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO design_items (id, study_id, scene_id, condition_a, condition_b, load, shuffle) \
+                     VALUES ($1, $2, $3, $4, $5, 0, $6)",
                 )
                 .bind(id)
                 .bind(study_id)
                 .bind(scene_id)
                 .bind(condition_ids[a])
                 .bind(condition_ids[b])
+                .bind((rand::random::<u64>() % 1_000_003) as i64)
                 .execute(&mut **tx)
                 .await?;
             }

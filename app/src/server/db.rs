@@ -13,8 +13,10 @@
 //!   advisory lock, so writers in *different processes* exclude each other just as SQLite writers do. Inside
 //!   it `MAX(id) + 1` ([`next_id`]) never collides and the design loads read by assignment cannot change
 //!   under it, so no slot is handed out beyond the design.
-//! - [`begin_hit`] is for answers: it locks only the HIT's row (on PostgreSQL a row lock taken by updating it
-//!   first; on SQLite again the writer lock), so answers to different HITs proceed in parallel on PostgreSQL.
+//! - [`begin_answer`] is for answers: on PostgreSQL a plain transaction whose first statement locks only the
+//!   answered trial's and then its HIT's rows (`answer.rs`), so answers to different HITs proceed in
+//!   parallel; on SQLite again the writer lock. Answers never touch the design counters, which only the
+//!   write-locked transactions change, so the two kinds never wait on each other's rows in a cycle.
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -149,28 +151,22 @@ pub async fn begin_write(db: &Db) -> sqlx::Result<Tx<'static>> {
     }
 }
 
-/// Starts a transaction for changing one HIT (answers): it locks the HIT's row by setting its
-/// `last_seen_at`, so concurrent answers to the same HIT (other instances too) run one after the other and
-/// each sees the other's committed trials. SQLite: `BEGIN IMMEDIATE` as well.
-pub async fn begin_hit(db: &Db, hit_id: i64, now: i64) -> sqlx::Result<Tx<'static>> {
-    let mut tx = match backend(db) {
-        Backend::Sqlite => db.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => db.begin().await?,
-    };
-    sqlx::query("UPDATE hits SET last_seen_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(hit_id)
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
+/// Starts a transaction for one answer (see the module doc): SQLite `BEGIN IMMEDIATE` (taking the writer
+/// lock up front, so the transaction never has to upgrade a read lock), PostgreSQL a plain transaction.
+pub async fn begin_answer(db: &Db) -> sqlx::Result<Tx<'static>> {
+    match backend(db) {
+        Backend::Sqlite => db.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => db.begin().await,
+    }
 }
 
 /// A random lowercase alphanumeric token of `len` characters.
 pub fn random_token(len: usize) -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
+    // ThreadRng is a cryptographically secure generator seeded from the OS.
+    let mut rng = rand::rng();
     (0..len)
-        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
         .collect()
 }

@@ -1,16 +1,144 @@
-//! How a failed request is answered: refusals of bad input are 4xx with the reason, a database that cannot
-//! take writes (read-only file, disk full, server gone) is 503 "try again", anything else 500.
+//! How a failed request is answered. [`AppError`] says what kind of failure it is, and that alone decides
+//! the status: refusals (bad input 400, unknown 404, conflict 409, too many requests 429) carry their reason
+//! to the client; a database that cannot take writes now (read-only file, disk full, overload) is 503 "try
+//! again"; anything else is a bug: 500 with a generic message and an id, the details only in the log.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// What participants and admins are told when the database refuses writes.
+pub const UNAVAILABLE: &str = "The database is unavailable right now (read-only, full or overloaded); nothing \
+     was saved. Please try again in a moment.";
 
 /// A request that conflicts with what is stored (a finished HIT, a trial already answered differently).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Conflict(pub String);
 
-/// What participants and admins are told when the database refuses writes.
-pub const UNAVAILABLE: &str = "The database is unavailable right now (read-only, full or overloaded); nothing \
-     was saved. Please try again in a moment.";
+/// Too many requests from one client; retry after the given seconds.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct TooManyRequests {
+    pub message: String,
+    pub retry_after_s: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    TooManyRequests(#[from] TooManyRequests),
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> AppError {
+        if is_unavailable(&e) {
+            AppError::Unavailable(e)
+        } else {
+            AppError::Internal(e.into())
+        }
+    }
+}
+
+impl From<anyhow::Error> for AppError {
+    /// An error from code that reports with `anyhow`: a database outage stays 503, a [`Conflict`] 409, a
+    /// [`TooManyRequests`] 429; everything else is internal.
+    fn from(e: anyhow::Error) -> AppError {
+        for cause in e.chain() {
+            if let Some(db) = cause.downcast_ref::<sqlx::Error>()
+                && is_unavailable(db)
+            {
+                return AppError::Internal(e).into_unavailable();
+            }
+            if let Some(c) = cause.downcast_ref::<Conflict>() {
+                return AppError::Conflict(c.0.clone());
+            }
+            if let Some(t) = cause.downcast_ref::<TooManyRequests>() {
+                return AppError::TooManyRequests(t.clone());
+            }
+        }
+        AppError::Internal(e)
+    }
+}
+
+impl AppError {
+    fn into_unavailable(self) -> AppError {
+        match self {
+            AppError::Internal(e) => match e.downcast::<sqlx::Error>() {
+                Ok(db) => AppError::Unavailable(db),
+                Err(e) => AppError::Unavailable(sqlx::Error::Protocol(format!("{e:#}"))),
+            },
+            other => other,
+        }
+    }
+
+    pub fn bad_request(m: impl Into<String>) -> AppError {
+        AppError::BadRequest(m.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message for the client; logs what the client is not told.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Unavailable(e) => {
+                tracing::warn!("database unavailable: {e}");
+                UNAVAILABLE.to_string()
+            }
+            AppError::Internal(e) => {
+                let id = error_id();
+                tracing::error!(error_id = %id, "internal error: {e:#}");
+                format!(
+                    "Internal error (reference {id}); it has been logged. Please try again later."
+                )
+            }
+            AppError::TooManyRequests(t) => t.message.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// A short random id that ties a generic error message to its log line.
+fn error_id() -> String {
+    super::media::new_token()[..12].to_string()
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let retry = match &self {
+            AppError::TooManyRequests(t) => Some(t.retry_after_s),
+            _ => None,
+        };
+        let mut r = (status, self.public_message()).into_response();
+        if let Some(s) = retry
+            && let Ok(v) = HeaderValue::from_str(&s.to_string())
+        {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        r
+    }
+}
 
 /// Whether this database error means "cannot write now" rather than a bug: SQLite BUSY (5) and LOCKED (6)
 /// (the busy time-out ran out under load), READONLY (8), IOERR (10), FULL (13), CANTOPEN (14) (extended
@@ -36,21 +164,34 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
     }
 }
 
-/// The status for a failed request and the message to show.
+/// Whether a PostgreSQL transaction failed only because it lost a race (deadlock 40P01, serialization
+/// 40001) and may simply be run again.
+pub fn is_retryable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01") | Some("40001")))
+}
+
+/// The status and message for a failed request of code that reports with `anyhow` and marks refusals only
+/// by [`Conflict`]/[`TooManyRequests`]: anything unmarked is taken as the client's bad input (400). The
+/// admin pages and the bundle import still report this way.
 pub fn classify(e: &anyhow::Error) -> (StatusCode, String) {
     for cause in e.chain() {
         if let Some(db) = cause.downcast_ref::<sqlx::Error>() {
             return if is_unavailable(db) {
                 (StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE.to_string())
             } else {
+                let id = error_id();
+                tracing::error!(error_id = %id, "internal error (database): {e:#}");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error (database); it has been logged".to_string(),
+                    format!("Internal error (reference {id}); it has been logged."),
                 )
             };
         }
         if cause.downcast_ref::<Conflict>().is_some() {
             return (StatusCode::CONFLICT, format!("{e:#}"));
+        }
+        if let Some(t) = cause.downcast_ref::<TooManyRequests>() {
+            return (StatusCode::TOO_MANY_REQUESTS, t.message.clone());
         }
     }
     (StatusCode::BAD_REQUEST, format!("{e:#}"))

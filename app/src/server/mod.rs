@@ -1,14 +1,19 @@
 //! Server side: database, studies, bundles, assignment, admin, HTTP.
 
 pub mod admin;
+pub mod answer;
 pub mod assign;
 pub mod auth;
 pub mod bundle;
 pub mod db;
+pub mod design;
 pub mod export;
 pub mod fault;
+pub mod limits;
+pub mod media;
 pub mod plots;
 pub mod power;
+pub mod quality;
 pub mod results;
 pub mod results_web;
 pub mod simulate;
@@ -17,6 +22,7 @@ pub mod tokens;
 pub mod web;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
@@ -30,8 +36,32 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     /// Base URL participants reach the server at (used in the links and the MTurk XML shown to admins).
     pub public_url: String,
-    /// Mark admin cookies `Secure` (set when the public URL is https).
+    /// Mark cookies `Secure` (set when the public URL is https).
     pub secure_cookies: bool,
+    /// Rate limits on unauthenticated work (HIT starts) and how client addresses are read.
+    pub limiter: Arc<limits::Limiter>,
+    /// Seed of the trial assignment (tests and reproducible simulations); None: the OS generator.
+    pub assign_seed: Option<u64>,
+}
+
+impl AppState {
+    /// A server state with the default limits and a random assignment.
+    pub fn new(
+        db: db::Db,
+        data_dir: PathBuf,
+        leptos: LeptosOptions,
+        public_url: String,
+    ) -> AppState {
+        AppState {
+            db,
+            data_dir,
+            leptos,
+            secure_cookies: public_url.starts_with("https://"),
+            public_url,
+            limiter: limits::Limiter::new(limits::Limits::default()),
+            assign_seed: None,
+        }
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -75,14 +75,14 @@ fn cache_key(r: &ResultsOptions, target: f64, summary: WidthSummary) -> String {
 
 /// The default plan (default results options and target) when it is cached for the current answers;
 /// None when it has not been computed since the last answer (the results page computes it).
-pub async fn cached_default(db: &Db, study_id: i64) -> anyhow::Result<Option<PowerReport>> {
+pub async fn cached_default(db: &Db, study: &Study) -> anyhow::Result<Option<PowerReport>> {
     let key = cache_key(
         &ResultsOptions::default(),
         DEFAULT_TARGET,
         WidthSummary::Mean,
     );
-    let version = results::data_version(db, study_id).await?;
-    Ok(results::cache_get(db, study_id, &key, &version)
+    let version = results::data_version(db, study).await?;
+    Ok(results::cache_get(db, study.id, &key, &version)
         .await?
         .and_then(|json| serde_json::from_str(&json).ok()))
 }
@@ -213,13 +213,13 @@ pub async fn power(
     let key = cache_key(&r.options, target, summary);
     if let Some(json) = results::cache_get(db, s.id, &key, &r.data_version).await? {
         match serde_json::from_str::<PowerReport>(&json) {
-            Ok(p) if p.trials_per_hit == s.trials_per_hit => return Ok(p),
+            Ok(p) if p.trials_per_hit == s.settings.trials_per_hit => return Ok(p),
             Ok(_) => {}
             Err(e) => tracing::warn!("study {}: unreadable cached power ({e}); recomputing", s.id),
         }
     }
     let pairs = design_pairs(db, s.id).await?;
-    let (r2, tph) = (r.clone(), s.trials_per_hit);
+    let (r2, tph) = (r.clone(), s.settings.trials_per_hit);
     let started = std::time::Instant::now();
     let report =
         tokio::task::spawn_blocking(move || compute(&r2, &pairs, tph, target, summary)).await?;

@@ -6,7 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use super::db::{self, Db};
+use super::quality::{Flags, QcScope, Rules};
+use super::study::Study;
 
 /// Who counts as one observer for the bootstrap and the outlier analysis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -85,8 +89,11 @@ pub struct AnswerRow {
     pub assignment_key: String,
     pub worker_key: String,
     pub external_hit_id: String,
-    /// 1 when the HIT failed an attention check.
-    pub excluded: i64,
+    /// `active` or `completed`.
+    pub hit_status: String,
+    pub abandoned: i64,
+    /// The HIT's quality flags (`quality::Flags` bits).
+    pub flags: i64,
     pub scene: String,
     /// The design item's conditions (condition_a < condition_b by key).
     pub condition_a: String,
@@ -95,13 +102,43 @@ pub struct AnswerRow {
     pub right_condition: String,
     pub chosen_condition: String,
     pub rt_ms: i64,
+    pub server_rt_ms: i64,
     pub hit_created_at: i64,
     pub answered_at: i64,
 }
 
+/// Whether an answer counts, and if not why (in this order of precedence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    /// A completed HIT that no excluding flag applies to.
+    Valid,
+    /// The HIT is still being worked on.
+    InProgress,
+    /// The HIT timed out before it was finished.
+    Abandoned,
+    /// A completed HIT excluded by these flags.
+    Excluded(Flags),
+}
+
 impl AnswerRow {
-    pub fn is_excluded(&self) -> bool {
-        self.excluded != 0
+    pub fn flags(&self) -> Flags {
+        Flags::from_bits_truncate(self.flags)
+    }
+
+    /// Whether the answer counts under `rules` (the stored flags decide, with the rules' exclusions).
+    pub fn validity(&self, rules: &Rules) -> Validity {
+        if self.abandoned != 0 {
+            Validity::Abandoned
+        } else if self.hit_status != "completed" {
+            Validity::InProgress
+        } else {
+            let hit = self.flags() & rules.excluding();
+            if hit.is_empty() {
+                Validity::Valid
+            } else {
+                Validity::Excluded(hit)
+            }
+        }
     }
 
     /// The observer this answer belongs to.
@@ -117,19 +154,22 @@ impl AnswerRow {
     }
 }
 
-/// Every answered pair trial of the study (excluded HITs included, flagged), oldest answer first.
+/// Every answered pair trial of the study (of every HIT: the options and rules decide what is used),
+/// oldest answer first.
 pub async fn answers(db: &Db, study_id: i64) -> anyhow::Result<Vec<AnswerRow>> {
     Ok(sqlx::query_as(
         "SELECT t.id AS trial_id, h.id AS hit_id, h.platform, h.assignment_key, h.worker_key, h.external_hit_id, \
-           h.excluded, s.key AS scene, ca.key AS condition_a, cb.key AS condition_b, cl.key AS left_condition, \
+           h.status AS hit_status, CASE WHEN h.abandoned_at IS NULL THEN 0 ELSE 1 END AS abandoned, h.flags, \
+           s.key AS scene, ca.key AS condition_a, cb.key AS condition_b, cl.key AS left_condition, \
            cr.key AS right_condition, cc.key AS chosen_condition, COALESCE(t.rt_ms, 0) AS rt_ms, \
+           COALESCE(t.server_rt_ms, 0) AS server_rt_ms, \
            h.created_at AS hit_created_at, COALESCE(t.answered_at, 0) AS answered_at \
          FROM trials t JOIN hits h ON h.id = t.hit_id \
          JOIN design_items d ON d.id = t.design_item_id \
          JOIN scenes s ON s.id = d.scene_id \
          JOIN conditions ca ON ca.id = d.condition_a JOIN conditions cb ON cb.id = d.condition_b \
-         JOIN images il ON il.id = t.left_image_id JOIN conditions cl ON cl.id = il.condition_id \
-         JOIN images ir ON ir.id = t.right_image_id JOIN conditions cr ON cr.id = ir.condition_id \
+         JOIN conditions cl ON cl.id = t.left_condition_id \
+         JOIN conditions cr ON cr.id = t.right_condition_id \
          JOIN conditions cc ON cc.id = t.chosen_condition_id \
          WHERE h.study_id = $1 AND t.kind = 'pair' AND t.answer IS NOT NULL \
          ORDER BY t.answered_at, t.id",
@@ -139,12 +179,13 @@ pub async fn answers(db: &Db, study_id: i64) -> anyhow::Result<Vec<AnswerRow>> {
     .await?)
 }
 
-/// (answered_at ms, excluded) of every answered pair trial, oldest first: the answers-over-time plot
-/// without loading whole answer rows.
+/// (answered_at ms, excluded) of every answered pair trial of a completed HIT, oldest first: the
+/// answers-over-time plot without loading whole answer rows.
 pub async fn answer_times(db: &Db, study_id: i64) -> anyhow::Result<Vec<(i64, bool)>> {
     let rows: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT COALESCE(t.answered_at, 0), h.excluded FROM trials t JOIN hits h ON h.id = t.hit_id \
-         WHERE h.study_id = $1 AND t.kind = 'pair' AND t.answer IS NOT NULL ORDER BY t.answered_at",
+         WHERE h.study_id = $1 AND t.kind = 'pair' AND t.answer IS NOT NULL AND h.status = 'completed' \
+         ORDER BY t.answered_at",
     )
     .bind(study_id)
     .fetch_all(db)
@@ -152,27 +193,44 @@ pub async fn answer_times(db: &Db, study_id: i64) -> anyhow::Result<Vec<(i64, bo
     Ok(rows.into_iter().map(|(t, e)| (t, e != 0)).collect())
 }
 
-/// The answers that enter the scaling under `opts`.
+/// The answers that enter the scaling under `opts` and `rules`: those of valid HITs, and with
+/// `include_excluded` also those of completed HITs the rules exclude (never those of unfinished HITs).
 pub fn used<'a>(
     rows: &'a [AnswerRow],
     opts: &ResultsOptions,
+    rules: &'a Rules,
 ) -> impl Iterator<Item = &'a AnswerRow> {
     let include = opts.include_excluded;
-    rows.iter().filter(move |r| include || !r.is_excluded())
+    rows.iter().filter(move |r| match r.validity(rules) {
+        Validity::Valid => true,
+        Validity::Excluded(_) => include,
+        Validity::InProgress | Validity::Abandoned => false,
+    })
 }
 
 /// The comparisons (pwcmp's model of the data) of the answers used under `opts`.
-pub fn comparisons(rows: &[AnswerRow], opts: &ResultsOptions) -> scaling::Comparisons {
+pub fn comparisons(
+    rows: &[AnswerRow],
+    opts: &ResultsOptions,
+    rules: &Rules,
+) -> scaling::Comparisons {
+    to_comparisons(used(rows, opts, rules), opts.observer)
+}
+
+/// The comparisons of these answers, observer = HIT or worker.
+pub fn to_comparisons<'a>(
+    rows: impl Iterator<Item = &'a AnswerRow>,
+    unit: ObserverUnit,
+) -> scaling::Comparisons {
     scaling::Comparisons::from_answers(
-        used(rows, opts)
-            .map(|r| scaling::Answer {
-                observer: r.observer(opts.observer).to_string(),
-                scene: Some(r.scene.clone()),
-                condition_a: r.condition_a.clone(),
-                condition_b: r.condition_b.clone(),
-                a_selected: r.a_selected(),
-            })
-            .collect(),
+        rows.map(|r| scaling::Answer {
+            observer: r.observer(unit).to_string(),
+            scene: Some(r.scene.clone()),
+            condition_a: r.condition_a.clone(),
+            condition_b: r.condition_b.clone(),
+            a_selected: r.a_selected(),
+        })
+        .collect(),
     )
 }
 
@@ -227,12 +285,24 @@ pub struct OutlierRow {
     pub outlier: bool,
 }
 
+/// What happened to every answer: used, or left out and why. The admin progress table counts the same.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counts {
-    /// Answered pair trials of HITs that are not excluded.
+    /// Answered pair trials of every HIT.
+    pub answers_total: usize,
+    /// Answers of valid HITs (completed, no excluding flag): what the results use by default.
     pub answers_valid: usize,
-    /// Answered pair trials of excluded HITs.
+    /// Answers of completed HITs that an excluding flag applies to.
     pub answers_excluded: usize,
+    /// Answers of HITs still being worked on (not used until the HIT is finished).
+    pub answers_in_progress: usize,
+    /// Answers of HITs that timed out (never used).
+    pub answers_abandoned: usize,
+    /// Answers of excluded HITs per excluding flag (a HIT may carry several).
+    pub excluded_by: BTreeMap<String, usize>,
+    /// Answers of valid HITs that carry a flag the study does not exclude on (kept, but flagged).
+    pub answers_flagged_kept: usize,
+    /// HITs with at least one answer, and of those the excluded ones.
     pub hits: usize,
     pub hits_excluded: usize,
     pub workers: usize,
@@ -241,11 +311,49 @@ pub struct Counts {
     pub observers_used: usize,
 }
 
+impl Counts {
+    pub fn of(rows: &[AnswerRow], rules: &Rules) -> Counts {
+        let mut c = Counts {
+            answers_total: rows.len(),
+            ..Default::default()
+        };
+        let mut hits = std::collections::BTreeMap::new();
+        for r in rows {
+            let v = r.validity(rules);
+            hits.insert(r.hit_id, matches!(v, Validity::Excluded(_)));
+            match v {
+                Validity::Valid => {
+                    c.answers_valid += 1;
+                    c.answers_flagged_kept += usize::from(!r.flags().is_empty());
+                }
+                Validity::InProgress => c.answers_in_progress += 1,
+                Validity::Abandoned => c.answers_abandoned += 1,
+                Validity::Excluded(f) => {
+                    c.answers_excluded += 1;
+                    for name in f.names() {
+                        *c.excluded_by.entry(name).or_default() += 1;
+                    }
+                }
+            }
+        }
+        c.hits = hits.len();
+        c.hits_excluded = hits.values().filter(|&&e| e).count();
+        c.workers = rows
+            .iter()
+            .map(|r| r.worker_key.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        c
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudyResults {
     pub study_id: i64,
     pub options: ResultsOptions,
-    /// What the cache is keyed by: answer count, last answer time, excluded HITs.
+    /// The quality rules the answers were judged by.
+    pub rules: Rules,
+    /// What the cache is keyed by: answers, last answer time, flag changes, rules.
     pub data_version: String,
     pub computed_at_ms: i64,
     pub counts: Counts,
@@ -253,7 +361,10 @@ pub struct StudyResults {
     pub pooled: Option<JndSet>,
     pub per_scene: Vec<SceneResult>,
     pub significance: Option<SignificanceTable>,
+    /// pwcmp's outlier screen of the valid answers (observer = HIT or worker, the study's quality scope).
     pub outliers: Vec<OutlierRow>,
+    /// The HITs the screen flags (dist_L >= the study's fence).
+    pub outlier_hits: Vec<i64>,
     /// Pooled comparison counts: row i, column j = times i was chosen over j (order of `pooled`).
     pub count_matrix: Vec<Vec<f64>>,
     /// Mean PSNR per condition (order of `pooled`) where the bundle has PSNR for it.
@@ -319,35 +430,103 @@ fn jnd_set(
     }
 }
 
-/// Computes the results from the answers (CPU-bound: run it off the async executor).
-/// `on_replicate` is called once per bootstrap replicate (pooled and every scene), for progress bars.
+/// The observer unit of the quality rules' scope.
+pub fn screen_unit(rules: &Rules) -> ObserverUnit {
+    match rules.scope {
+        QcScope::Hit => ObserverUnit::Hit,
+        QcScope::Worker => ObserverUnit::Worker,
+    }
+}
+
+/// pwcmp's outlier screen over the answers the options use, as they are without the outlier rule itself:
+/// the rows of the table and the HITs of the observers at or beyond the fence. (With the default options
+/// these are the valid answers, and this screen is what the OUTLIER flags store.)
+fn outlier_screen(
+    rows: &[AnswerRow],
+    opts: &ResultsOptions,
+    rules: &Rules,
+    warnings: &mut Vec<String>,
+) -> (Vec<OutlierRow>, Vec<i64>) {
+    let without = Rules {
+        exclude: rules.exclude - Flags::OUTLIER,
+        ..*rules
+    };
+    let unit = screen_unit(rules);
+    let base: Vec<&AnswerRow> = used(rows, opts, &without).collect();
+    let c = to_comparisons(base.iter().copied(), unit);
+    let oc = c.observer_counts();
+    if oc.observers.len() < 3 {
+        return (Vec::new(), Vec::new());
+    }
+    let fits = match scaling::outliers(
+        &oc.observers,
+        &oc.matrices,
+        &scaling::ScaleOptions::default(),
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            warnings.push(format!("no outlier analysis: {e}"));
+            return (Vec::new(), Vec::new());
+        }
+    };
+    let table: Vec<OutlierRow> = fits
+        .into_iter()
+        .map(|o| {
+            let dist_l = o.dist_l.is_finite().then_some(o.dist_l);
+            OutlierRow {
+                observer: o.observer,
+                log_likelihood: o.log_likelihood,
+                outlier: dist_l.is_some_and(|d| d >= rules.outlier_fence),
+                dist_l,
+            }
+        })
+        .collect();
+    let flagged: std::collections::BTreeSet<&str> = table
+        .iter()
+        .filter(|o| o.outlier)
+        .map(|o| o.observer.as_str())
+        .collect();
+    let mut hits: Vec<i64> = base
+        .iter()
+        .filter(|r| flagged.contains(r.observer(unit)))
+        .map(|r| r.hit_id)
+        .collect();
+    hits.sort_unstable();
+    hits.dedup();
+    (table, hits)
+}
+
+/// Computes the results from the answers (CPU-bound: run it off the async executor). The outlier flags
+/// come from this computation's own screen (so the results never lag behind it); `on_replicate` is called
+/// once per bootstrap replicate (pooled and every scene), for progress bars.
+#[allow(clippy::too_many_arguments)]
 pub fn compute(
     study_id: i64,
     rows: &[AnswerRow],
     psnr: &[(String, f64)],
     opts: &ResultsOptions,
+    rules: &Rules,
     data_version: String,
     on_replicate: &(dyn Fn() + Sync),
 ) -> StudyResults {
-    let c = comparisons(rows, opts);
-    let mut counts = Counts {
-        answers_valid: rows.iter().filter(|r| !r.is_excluded()).count(),
-        answers_excluded: rows.iter().filter(|r| r.is_excluded()).count(),
-        answers_used: c.answers.len(),
-        observers_used: c.observers.len(),
-        ..Default::default()
-    };
-    let hits: std::collections::BTreeMap<i64, bool> =
-        rows.iter().map(|r| (r.hit_id, r.is_excluded())).collect();
-    counts.hits = hits.len();
-    counts.hits_excluded = hits.values().filter(|&&e| e).count();
-    counts.workers = rows
-        .iter()
-        .map(|r| r.worker_key.as_str())
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
-
     let mut warnings = Vec::new();
+    let (outliers, outlier_hits) = outlier_screen(rows, opts, rules, &mut warnings);
+    let rows: Vec<AnswerRow> = rows
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            let mut f = r.flags() - Flags::OUTLIER;
+            if outlier_hits.binary_search(&r.hit_id).is_ok() {
+                f |= Flags::OUTLIER;
+            }
+            r.flags = f.bits();
+            r
+        })
+        .collect();
+    let c = comparisons(&rows, opts, rules);
+    let mut counts = Counts::of(&rows, rules);
+    counts.answers_used = c.answers.len();
+    counts.observers_used = c.observers.len();
     let (pooled, boot) = jnd_set(&c, opts, on_replicate, &mut warnings);
     let significance = boot.as_ref().map(|b| {
         let s = scaling::significance(&b.fit.jnd, &b.covariance, 0.05);
@@ -357,32 +536,10 @@ pub fn compute(
             alpha: s.alpha,
         }
     });
-    let oc = c.observer_counts();
-    let mut outliers = Vec::new();
-    if pooled.is_some() && oc.observers.len() >= 3 {
-        match scaling::outliers(
-            &oc.observers,
-            &oc.matrices,
-            &scaling::ScaleOptions::default(),
-        ) {
-            Ok(v) => {
-                outliers = v
-                    .into_iter()
-                    .map(|o| OutlierRow {
-                        observer: o.observer,
-                        log_likelihood: o.log_likelihood,
-                        dist_l: o.dist_l.is_finite().then_some(o.dist_l),
-                        outlier: o.outlier,
-                    })
-                    .collect()
-            }
-            Err(e) => warnings.push(format!("no outlier analysis: {e}")),
-        }
-    }
     let count_matrix = if c.answers.is_empty() {
         Vec::new()
     } else {
-        let m = oc.total();
+        let m = c.observer_counts().total();
         (0..m.len())
             .map(|i| (0..m.len()).map(|j| m.get(i, j)).collect())
             .collect()
@@ -408,6 +565,7 @@ pub fn compute(
     StudyResults {
         study_id,
         options: *opts,
+        rules: *rules,
         data_version,
         computed_at_ms: db::now_ms(),
         counts,
@@ -415,38 +573,42 @@ pub fn compute(
         per_scene,
         significance,
         outliers,
+        outlier_hits,
         count_matrix,
         mean_psnr,
         warnings,
     }
 }
 
-/// Changes whenever an answer is stored or a HIT is excluded.
-pub async fn data_version(db: &Db, study_id: i64) -> anyhow::Result<String> {
+/// Changes whenever an answer is stored, a HIT's flags change, or the quality rules change.
+pub async fn data_version(db: &Db, study: &Study) -> anyhow::Result<String> {
     let (answers, last): (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), COALESCE(MAX(t.answered_at), 0) FROM trials t JOIN hits h ON h.id = t.hit_id \
          WHERE h.study_id = $1 AND t.answer IS NOT NULL",
     )
-    .bind(study_id)
+    .bind(study.id)
     .fetch_one(db)
     .await?;
-    let (excluded,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM hits WHERE study_id = $1 AND excluded = 1")
-            .bind(study_id)
-            .fetch_one(db)
-            .await?;
-    Ok(format!("answers={answers};last={last};excluded={excluded}"))
+    let rules = serde_json::to_string(&study.settings.rules)?;
+    Ok(format!(
+        "answers={answers};last={last};flags={};rules={rules}",
+        study.flags_version
+    ))
 }
 
-/// The study's results under `opts`: from the cache when no answer came in since, else computed (on a
-/// blocking thread) and cached. `on_replicate` as in [`compute`].
+/// The study's results under `opts`: from the cache when nothing changed since, else computed (on a
+/// blocking thread) and cached. When the outlier screen flags other HITs than are stored, the flags are
+/// written (and the design recounted) before caching. `on_replicate` as in [`compute`].
 pub async fn results(
     db: &Db,
     study_id: i64,
     opts: &ResultsOptions,
     on_replicate: std::sync::Arc<dyn Fn() + Send + Sync>,
 ) -> anyhow::Result<StudyResults> {
-    let version = data_version(db, study_id).await?;
+    let study = super::study::by_id(db, study_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no study with id {study_id}"))?;
+    let version = data_version(db, &study).await?;
     let key = opts.cache_key();
     if let Some(json) = cache_get(db, study_id, &key, &version).await? {
         match serde_json::from_str::<StudyResults>(&json) {
@@ -459,18 +621,45 @@ pub async fn results(
     let rows = answers(db, study_id).await?;
     let psnr = mean_psnr(db, study_id).await?;
     let o = *opts;
+    let rules = study.settings.rules;
     let v = version.clone();
     let started = std::time::Instant::now();
-    let r =
-        tokio::task::spawn_blocking(move || compute(study_id, &rows, &psnr, &o, v, &*on_replicate))
-            .await?;
+    let stored_outliers: Vec<i64> = {
+        let mut v: Vec<i64> = rows
+            .iter()
+            .filter(|r| r.flags().contains(Flags::OUTLIER))
+            .map(|r| r.hit_id)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let mut r = tokio::task::spawn_blocking(move || {
+        compute(study_id, &rows, &psnr, &o, &rules, v, &*on_replicate)
+    })
+    .await?;
     tracing::info!(
         "study {study_id}: results computed ({}, {} answers used) in {:.2} s",
         key,
         r.counts.answers_used,
         started.elapsed().as_secs_f64()
     );
-    cache_put(db, study_id, &key, &version, serde_json::to_string(&r)?).await?;
+    // Only the default view's screen (valid answers) decides the stored flags.
+    if !opts.include_excluded && r.outlier_hits != stored_outliers {
+        super::design::set_outliers(db, study_id, &r.outlier_hits).await?;
+        let study = super::study::by_id(db, study_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no study with id {study_id}"))?;
+        r.data_version = data_version(db, &study).await?;
+    }
+    cache_put(
+        db,
+        study_id,
+        &key,
+        &r.data_version,
+        serde_json::to_string(&r)?,
+    )
+    .await?;
     Ok(r)
 }
 

@@ -333,18 +333,39 @@ fn results_body(
     let c = &r.counts;
     let _ = write!(
         b,
-        "<h2>Counts</h2><table id=\"counts\"><tr><th>Valid answers</th><th>Answers of excluded HITs</th><th>HITs</th>\
-         <th>Excluded HITs</th><th>Workers</th><th>Answers used</th><th>Observers used</th></tr>\
-         <tr><td id=\"answers-valid\">{}</td><td id=\"answers-excluded\">{}</td><td>{}</td><td>{}</td><td>{}</td>\
-         <td id=\"answers-used\">{}</td><td id=\"observers-used\">{}</td></tr></table>",
+        "<h2>Counts</h2><table id=\"counts\"><tr><th>Answers</th><th>Valid</th><th>Used</th>\
+         <th>Left out: excluded</th><th>in progress</th><th>abandoned</th><th>Valid but flagged</th>\
+         <th>HITs</th><th>Excluded HITs</th><th>Workers</th><th>Observers used</th></tr>\
+         <tr><td id=\"answers-total\">{}</td><td id=\"answers-valid\">{}</td><td id=\"answers-used\">{}</td>\
+         <td id=\"answers-excluded\">{}</td><td id=\"answers-in-progress\">{}</td><td id=\"answers-abandoned\">{}</td>\
+         <td id=\"answers-flagged-kept\">{}</td><td>{}</td><td id=\"hits-excluded\">{}</td><td>{}</td>\
+         <td id=\"observers-used\">{}</td></tr></table>",
+        c.answers_total,
         c.answers_valid,
+        c.answers_used,
         c.answers_excluded,
+        c.answers_in_progress,
+        c.answers_abandoned,
+        c.answers_flagged_kept,
         c.hits,
         c.hits_excluded,
         c.workers,
-        c.answers_used,
         c.observers_used
     );
+    if !c.excluded_by.is_empty() {
+        b.push_str(
+            "<table id=\"excluded-by\"><tr><th>Excluded answers by flag</th><th>Answers</th></tr>",
+        );
+        for (flag, n) in &c.excluded_by {
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td id=\"excluded-{}\">{n}</td></tr>",
+                esc(flag),
+                esc(flag)
+            );
+        }
+        b.push_str("</table>");
+    }
     for w in &r.warnings {
         let _ = write!(b, "<p class=\"notice\">{}</p>", esc(w));
     }
@@ -396,9 +417,16 @@ fn results_body(
     if !r.outliers.is_empty() {
         let _ = write!(
             b,
-            "<h2>Observer outliers</h2><p>Leave-one-out log10 likelihood per observer; dist_L &ge; {} flags an outlier.</p>\
+            "<h2>Observer outliers</h2><p>pwcmp's screen of the valid answers, observer = {}: leave-one-out log10 \
+             likelihood per observer; dist_L &ge; {} flags an outlier ({} by this study's rules).</p>\
              <table id=\"outliers\"><tr><th>Observer</th><th>log10 L</th><th>dist_L</th><th>Outlier</th></tr>",
-            scaling::OUTLIER_FENCE
+            super::results::screen_unit(&r.rules).as_str(),
+            r.rules.outlier_fence,
+            if r.rules.exclude.contains(super::quality::Flags::OUTLIER) {
+                "excluded"
+            } else {
+                "flagged, kept"
+            }
         );
         let mut rows_sorted: Vec<_> = r.outliers.iter().collect();
         rows_sorted.sort_by(|a, c| {

@@ -5,25 +5,18 @@
 //! (left chosen with probability Phi((q_left - q_right) / 1.4826), so 1 JND = 75%); an adversarial one
 //! fails the checks and picks the worse image of every pair.
 
-use crate::api::EntryParams;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 
-use super::assign;
+use crate::api::{EntryParams, Side};
+
 use super::db::Db;
+use super::{answer, assign};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behaviour {
     Honest,
     Adversarial,
-}
-
-/// A uniform number in [0, 1) from a SplitMix64 stream (deterministic per seed).
-pub fn uniform(state: &mut u64) -> f64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The MTurk-style entry parameters of simulated HIT `h` (assignment `{prefix}A{h}`, worker `{prefix}W{h}`).
@@ -45,14 +38,15 @@ pub struct Crowd<'a> {
     pub behaviour: Behaviour,
 }
 
-/// Runs the crowd's whole HITs in study `slug`. `truth` maps a condition key
-/// to its true score in JND; `seed` advances. `on_hit` is called after each HIT (progress bars).
+/// Runs the crowd's whole HITs in study `slug`. `truth` maps a condition key to its true score in JND; the
+/// choices come from `rng`. `on_hit` is called after each HIT (progress bars). Answers come back to back:
+/// give the study a `min_response_ms` of 0 or they are flagged as too fast.
 pub async fn run(
     db: &Db,
     slug: &str,
     crowd: &Crowd<'_>,
     truth: &(dyn Fn(&str) -> f64 + Sync),
-    seed: &mut u64,
+    rng: &mut ChaCha8Rng,
     on_hit: &(dyn Fn() + Sync),
 ) -> anyhow::Result<()> {
     let Crowd {
@@ -62,30 +56,24 @@ pub async fn run(
     } = *crowd;
     for h in 0..hits {
         let p = params(prefix, h);
-        assign::start(db, slug, &p).await?;
-        let key = format!("mturk:{}", p.assignment_id.as_deref().unwrap_or_default());
-        let trials: Vec<(i64, String, String, String, String)> =
-            sqlx::query_as(
-                "SELECT t.id, t.kind, COALESCE(t.correct_side, ''), COALESCE(cl.key, ''), COALESCE(cr.key, '') \
-                 FROM trials t \
-                 JOIN hits h ON h.id = t.hit_id \
-                 JOIN images il ON il.id = t.left_image_id JOIN images ir ON ir.id = t.right_image_id \
-                 LEFT JOIN conditions cl ON cl.id = il.condition_id \
-                 LEFT JOIN conditions cr ON cr.id = ir.condition_id \
-                 WHERE h.assignment_key = $1 AND h.study_id = (SELECT id FROM studies WHERE slug = $2) \
-                 ORDER BY t.position",
-            )
-            .bind(&key)
-            .bind(slug)
-            .fetch_all(db)
-            .await?;
-        for (id, kind, correct, left, right) in trials {
+        let view = assign::start(db, slug, &p, "", None).await?;
+        let trials: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+            "SELECT t.position, t.kind, COALESCE(t.correct_side, ''), COALESCE(cl.key, ''), COALESCE(cr.key, '') \
+             FROM trials t JOIN hits h ON h.id = t.hit_id \
+             LEFT JOIN conditions cl ON cl.id = t.left_condition_id \
+             LEFT JOIN conditions cr ON cr.id = t.right_condition_id \
+             WHERE h.token = $1 ORDER BY t.position",
+        )
+        .bind(&view.key)
+        .fetch_all(db)
+        .await?;
+        for (position, kind, correct, left, right) in trials {
             let left_chosen = match kind.as_str() {
                 "pair" => {
                     let (ql, qr) = (truth(&left), truth(&right));
                     match behaviour {
                         Behaviour::Honest => {
-                            uniform(seed) < scaling::normal::cdf((ql - qr) / scaling::SIGMA)
+                            rng.random::<f64>() < scaling::normal::cdf((ql - qr) / scaling::SIGMA)
                         }
                         Behaviour::Adversarial => ql < qr,
                     }
@@ -95,8 +83,8 @@ pub async fn run(
                     (behaviour == Behaviour::Honest) != right_is_correct
                 }
             };
-            let side = if left_chosen { "left" } else { "right" };
-            assign::answer(db, slug, &key, id, side, 900).await?;
+            let side = if left_chosen { Side::Left } else { Side::Right };
+            answer::answer(db, &view.key, position as u32, side, 900).await?;
         }
         on_hit();
     }

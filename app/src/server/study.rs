@@ -1,8 +1,12 @@
-//! Studies: settings, the draft -> live -> paused -> closed life cycle, and progress queries.
+//! Studies: settings, the draft -> live -> paused -> (complete | closed) life cycle, and progress queries.
+//!
+//! A live study becomes **complete** by itself when its design is full (every (pair, scene) item has
+//! `repetitions` valid answers, see `design`); complete and closed studies take no new HITs and no answers.
 
 use anyhow::{anyhow, bail};
 
 use super::db::{self, Db};
+use super::quality::{Flags, QcScope, Rules};
 
 pub const DEFAULT_QUESTION: &str = "Which image is closer to the reference?";
 
@@ -14,9 +18,12 @@ pub struct StudySettings {
     pub checks_per_hit: i64,
     pub repetitions: i64,
     pub max_hits_per_worker: i64,
+    /// A HIT with no answer for this long is abandoned: its answers are left out and its items go back to
+    /// the pool.
     pub hit_timeout_s: i64,
     pub approve_excluded: bool,
     pub prolific_completion_url: String,
+    pub rules: Rules,
 }
 
 impl Default for StudySettings {
@@ -30,6 +37,7 @@ impl Default for StudySettings {
             hit_timeout_s: 1800,
             approve_excluded: false,
             prolific_completion_url: String::new(),
+            rules: Rules::default(),
         }
     }
 }
@@ -75,17 +83,23 @@ impl StudySettings {
                 "prolific_completion_url: expected an http(s) URL, found \"{u}\""
             ));
         }
-        Ok(())
+        self.rules.validate()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StudyState {
     Draft,
     Live,
     Paused,
+    /// The design filled (terminal unless an experimenter reopens it after excluding answers).
+    Complete,
     Closed,
 }
+
+/// `closed_reason` of a study whose design filled (stored as state `closed`, see the migration).
+const COMPLETE_REASON: &str = "complete";
 
 impl StudyState {
     pub fn as_str(self) -> &'static str {
@@ -93,118 +107,273 @@ impl StudyState {
             StudyState::Draft => "draft",
             StudyState::Live => "live",
             StudyState::Paused => "paused",
+            StudyState::Complete => "complete",
             StudyState::Closed => "closed",
         }
     }
+
     pub fn parse(s: &str) -> anyhow::Result<StudyState> {
         Ok(match s {
             "draft" => StudyState::Draft,
             "live" => StudyState::Live,
             "paused" => StudyState::Paused,
+            "complete" => StudyState::Complete,
             "closed" => StudyState::Closed,
-            other => {
-                bail!("unknown study state \"{other}\" (expected draft, live, paused or closed)")
-            }
+            other => bail!(
+                "state: unknown \"{other}\" (expected draft, live, paused, complete or closed)"
+            ),
         })
     }
-    /// Allowed transitions: draft -> live; live <-> paused; live/paused -> closed. Closed is final.
+
+    /// The stored (state, closed_reason).
+    fn to_row(self) -> (&'static str, &'static str) {
+        match self {
+            StudyState::Complete => ("closed", COMPLETE_REASON),
+            s => (s.as_str(), ""),
+        }
+    }
+
+    fn from_row(state: &str, reason: &str) -> StudyState {
+        match (state, reason) {
+            ("closed", COMPLETE_REASON) => StudyState::Complete,
+            (s, _) => StudyState::parse(s).unwrap_or(StudyState::Closed),
+        }
+    }
+
+    /// Transitions an experimenter may make: draft -> live; live <-> paused; live/paused/complete -> closed
+    /// (final); complete -> live (reopen, after answers were excluded). Live -> complete happens by itself.
     pub fn can_become(self, to: StudyState) -> bool {
         use StudyState::*;
         matches!(
             (self, to),
-            (Draft, Live) | (Live, Paused) | (Paused, Live) | (Live, Closed) | (Paused, Closed)
+            (Draft, Live)
+                | (Live, Paused)
+                | (Paused, Live)
+                | (Live, Closed)
+                | (Paused, Closed)
+                | (Complete, Closed)
+                | (Complete, Live)
         )
+    }
+
+    /// Whether participants may see the study's texts and images.
+    pub fn is_public(self) -> bool {
+        matches!(self, StudyState::Live | StudyState::Paused)
     }
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
+struct StudyRow {
+    id: i64,
+    slug: String,
+    name: String,
+    description: String,
+    question: String,
+    state: String,
+    closed_reason: String,
+    trials_per_hit: i64,
+    checks_per_hit: i64,
+    repetitions: i64,
+    max_hits_per_worker: i64,
+    hit_timeout_s: i64,
+    approve_excluded: i64,
+    prolific_completion_url: String,
+    synthetic: i64,
+    created_at: i64,
+    valid_answers: i64,
+    flags_version: i64,
+    design_size: i64,
+    min_response_ms: i64,
+    max_fast_share: f64,
+    straight_line_alpha: f64,
+    outlier_fence: f64,
+    qc_scope: String,
+    exclude_flags: i64,
+}
+
+#[derive(Debug, Clone)]
 pub struct Study {
     pub id: i64,
     pub slug: String,
     pub name: String,
     pub description: String,
-    pub question: String,
-    pub state: String,
-    pub trials_per_hit: i64,
-    pub checks_per_hit: i64,
-    pub repetitions: i64,
-    pub max_hits_per_worker: i64,
-    pub hit_timeout_s: i64,
-    pub approve_excluded: i64,
-    pub prolific_completion_url: String,
-    pub synthetic: i64,
+    pub state: StudyState,
+    pub settings: StudySettings,
+    pub synthetic: bool,
     pub created_at: i64,
+    /// Pair answers of valid HITs (completed, not excluded).
+    pub valid_answers: i64,
+    /// Bumped whenever a HIT's flags change (part of the results' data version).
+    pub flags_version: i64,
+    /// (pair, scene) items of the full design.
+    pub design_size: i64,
 }
 
-impl Study {
-    pub fn state(&self) -> StudyState {
-        StudyState::parse(&self.state).unwrap_or(StudyState::Closed)
-    }
-    pub fn settings(&self) -> StudySettings {
-        StudySettings {
-            question: self.question.clone(),
-            trials_per_hit: self.trials_per_hit,
-            checks_per_hit: self.checks_per_hit,
-            repetitions: self.repetitions,
-            max_hits_per_worker: self.max_hits_per_worker,
-            hit_timeout_s: self.hit_timeout_s,
-            approve_excluded: self.approve_excluded != 0,
-            prolific_completion_url: self.prolific_completion_url.clone(),
+impl From<StudyRow> for Study {
+    fn from(r: StudyRow) -> Study {
+        Study {
+            id: r.id,
+            slug: r.slug,
+            name: r.name,
+            description: r.description,
+            state: StudyState::from_row(&r.state, &r.closed_reason),
+            synthetic: r.synthetic != 0,
+            created_at: r.created_at,
+            valid_answers: r.valid_answers,
+            flags_version: r.flags_version,
+            design_size: r.design_size,
+            settings: StudySettings {
+                question: r.question,
+                trials_per_hit: r.trials_per_hit,
+                checks_per_hit: r.checks_per_hit,
+                repetitions: r.repetitions,
+                max_hits_per_worker: r.max_hits_per_worker,
+                hit_timeout_s: r.hit_timeout_s,
+                approve_excluded: r.approve_excluded != 0,
+                prolific_completion_url: r.prolific_completion_url,
+                rules: Rules {
+                    min_response_ms: r.min_response_ms,
+                    max_fast_share: r.max_fast_share,
+                    straight_line_alpha: r.straight_line_alpha,
+                    outlier_fence: r.outlier_fence,
+                    scope: r.qc_scope.parse().unwrap_or_default(),
+                    exclude: Flags::from_bits_truncate(r.exclude_flags),
+                },
+            },
         }
     }
 }
 
-const STUDY_COLS: &str = "id, slug, name, description, question, state, trials_per_hit, checks_per_hit, repetitions, \
-     max_hits_per_worker, hit_timeout_s, approve_excluded, prolific_completion_url, synthetic, created_at";
+impl Study {
+    /// Valid pair answers the full design needs.
+    pub fn target_answers(&self) -> i64 {
+        self.design_size * self.settings.repetitions
+    }
 
-pub async fn by_slug(db: &Db, slug: &str) -> anyhow::Result<Option<Study>> {
-    Ok(
+    /// Valid pair answers still missing.
+    pub fn remaining_answers(&self) -> i64 {
+        (self.target_answers() - self.valid_answers).max(0)
+    }
+
+    /// HITs of `trials_per_hit` pairs still needed to fill the design (if every one is valid).
+    pub fn remaining_hits(&self) -> i64 {
+        let t = self.settings.trials_per_hit.max(1);
+        (self.remaining_answers() + t - 1) / t
+    }
+
+    /// Inactivity after which a HIT is abandoned, in ms.
+    pub fn timeout_ms(&self) -> i64 {
+        self.settings.hit_timeout_s * 1000
+    }
+}
+
+const STUDY_COLS: &str = "id, slug, name, description, question, state, closed_reason, trials_per_hit, \
+     checks_per_hit, repetitions, max_hits_per_worker, hit_timeout_s, approve_excluded, prolific_completion_url, \
+     synthetic, created_at, valid_answers, flags_version, design_size, min_response_ms, max_fast_share, \
+     straight_line_alpha, outlier_fence, qc_scope, exclude_flags";
+
+pub async fn by_slug<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    slug: &str,
+) -> anyhow::Result<Option<Study>> {
+    let row: Option<StudyRow> =
         sqlx::query_as(&format!("SELECT {STUDY_COLS} FROM studies WHERE slug = $1"))
             .bind(slug)
             .fetch_optional(db)
-            .await?,
-    )
+            .await?;
+    Ok(row.map(Study::from))
 }
 
-pub async fn by_id(db: &Db, id: i64) -> anyhow::Result<Option<Study>> {
-    Ok(
+pub async fn by_id<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    id: i64,
+) -> anyhow::Result<Option<Study>> {
+    let row: Option<StudyRow> =
         sqlx::query_as(&format!("SELECT {STUDY_COLS} FROM studies WHERE id = $1"))
             .bind(id)
             .fetch_optional(db)
-            .await?,
-    )
+            .await?;
+    Ok(row.map(Study::from))
 }
 
 pub async fn list(db: &Db) -> anyhow::Result<Vec<Study>> {
-    Ok(
+    let rows: Vec<StudyRow> =
         sqlx::query_as(&format!("SELECT {STUDY_COLS} FROM studies ORDER BY id"))
             .fetch_all(db)
-            .await?,
-    )
+            .await?;
+    Ok(rows.into_iter().map(Study::from).collect())
 }
 
-/// Changes the state, refusing transitions the life cycle does not allow.
-pub async fn set_state(db: &Db, id: i64, to: StudyState) -> anyhow::Result<()> {
-    let study = by_id(db, id)
-        .await?
-        .ok_or_else(|| anyhow!("no study with id {id}"))?;
-    let from = study.state();
-    if from != to && !from.can_become(to) {
-        bail!("a {} study cannot become {}", from.as_str(), to.as_str());
-    }
-    sqlx::query("UPDATE studies SET state = $1 WHERE id = $2")
-        .bind(to.as_str())
+/// Writes the state inside a transaction that holds the write lock.
+pub async fn write_state(tx: &mut db::Tx<'_>, id: i64, to: StudyState) -> sqlx::Result<()> {
+    let (state, reason) = to.to_row();
+    sqlx::query("UPDATE studies SET state = $1, closed_reason = $2 WHERE id = $3")
+        .bind(state)
+        .bind(reason)
         .bind(id)
-        .execute(db)
+        .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
+/// Changes the state, refusing transitions the life cycle does not allow. Going live prepares the preview
+/// example; pausing and resuming do not count against participants' inactivity timeout; reopening a
+/// complete study is refused while its design is still full.
+pub async fn set_state(db: &Db, id: i64, to: StudyState) -> anyhow::Result<()> {
+    let mut tx = db::begin_write(db).await?;
+    let study = by_id(&mut *tx, id)
+        .await?
+        .ok_or_else(|| anyhow!("no study with id {id}"))?;
+    let from = study.state;
+    if from == to {
+        return Ok(());
+    }
+    if !from.can_become(to) {
+        bail!(
+            "state: a {} study cannot become {}",
+            from.as_str(),
+            to.as_str()
+        );
+    }
+    if from == StudyState::Complete && study.remaining_answers() == 0 {
+        bail!(
+            "state: the design is still full ({} of {} valid answers): exclude answers or raise the repetitions before reopening",
+            study.valid_answers,
+            study.target_answers()
+        );
+    }
+    if to == StudyState::Live {
+        super::media::ensure_example(&mut tx, &study).await?;
+    }
+    if from == StudyState::Paused && to == StudyState::Live {
+        // The pause is not the participants' inactivity.
+        sqlx::query(
+            "UPDATE hits SET last_seen_at = $1 WHERE study_id = $2 AND status = 'active' AND abandoned_at IS NULL",
+        )
+        .bind(db::now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    write_state(&mut tx, id, to).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Changes the settings; the quality rules and the repetitions take effect on every HIT at once (flags and
+/// design counters are recomputed, `design::requalify`).
 pub async fn update_settings(db: &Db, id: i64, s: &StudySettings) -> anyhow::Result<()> {
     s.validate().map_err(|e| anyhow!(e))?;
+    let mut tx = db::begin_write(db).await?;
+    let study = by_id(&mut *tx, id)
+        .await?
+        .ok_or_else(|| anyhow!("no study with id {id}"))?;
+    let scope: &'static str = s.rules.scope.into();
     sqlx::query(
         "UPDATE studies SET question = $1, trials_per_hit = $2, checks_per_hit = $3, repetitions = $4, \
-         max_hits_per_worker = $5, hit_timeout_s = $6, approve_excluded = $7, prolific_completion_url = $8 WHERE id = $9",
+         max_hits_per_worker = $5, hit_timeout_s = $6, approve_excluded = $7, prolific_completion_url = $8, \
+         min_response_ms = $9, max_fast_share = $10, straight_line_alpha = $11, outlier_fence = $12, \
+         qc_scope = $13, exclude_flags = $14 WHERE id = $15",
     )
     .bind(&s.question)
     .bind(s.trials_per_hit)
@@ -214,13 +383,24 @@ pub async fn update_settings(db: &Db, id: i64, s: &StudySettings) -> anyhow::Res
     .bind(s.hit_timeout_s)
     .bind(s.approve_excluded as i64)
     .bind(&s.prolific_completion_url)
+    .bind(s.rules.min_response_ms)
+    .bind(s.rules.max_fast_share)
+    .bind(s.rules.straight_line_alpha)
+    .bind(s.rules.outlier_fence)
+    .bind(scope)
+    .bind(s.rules.exclude.bits())
     .bind(id)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
+    if study.settings.rules != s.rules || study.settings.repetitions != s.repetitions {
+        super::design::requalify(&mut tx, id).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 
-/// Answers per design item (pair x scene): `valid` counts answers in completed, non-excluded HITs.
+/// Answers per design item (pair x scene). `valid` counts answers of valid HITs (completed, not excluded):
+/// exactly the answers the results use by default.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ItemProgress {
     pub design_item_id: i64,
@@ -228,16 +408,23 @@ pub struct ItemProgress {
     pub condition_a: String,
     pub condition_b: String,
     pub valid: i64,
-    pub excluded: i64,
     pub in_progress: i64,
+    /// Answers of completed HITs that the quality rules exclude.
+    pub excluded: i64,
+    /// Answers of HITs that timed out.
+    pub abandoned: i64,
+    /// What the assignment counts against `repetitions`: valid answers plus trials held by HITs in flight.
+    pub load: i64,
 }
 
 pub async fn item_progress(db: &Db, study_id: i64) -> anyhow::Result<Vec<ItemProgress>> {
     Ok(sqlx::query_as(
         "SELECT d.id AS design_item_id, s.key AS scene, ca.key AS condition_a, cb.key AS condition_b, \
            COALESCE(SUM(CASE WHEN h.status = 'completed' AND h.excluded = 0 THEN 1 ELSE 0 END), 0) AS valid, \
-           COALESCE(SUM(CASE WHEN h.excluded = 1 AND t.answer IS NOT NULL THEN 1 ELSE 0 END), 0) AS excluded, \
-           COALESCE(SUM(CASE WHEN h.status = 'active' AND h.excluded = 0 THEN 1 ELSE 0 END), 0) AS in_progress \
+           COALESCE(SUM(CASE WHEN h.status = 'active' AND h.abandoned_at IS NULL AND h.excluded = 0 THEN 1 ELSE 0 END), 0) AS in_progress, \
+           COALESCE(SUM(CASE WHEN h.status = 'completed' AND h.excluded = 1 THEN 1 ELSE 0 END), 0) AS excluded, \
+           COALESCE(SUM(CASE WHEN h.abandoned_at IS NOT NULL AND t.answer IS NOT NULL THEN 1 ELSE 0 END), 0) AS abandoned, \
+           d.load AS load \
          FROM design_items d \
          JOIN scenes s ON s.id = d.scene_id \
          JOIN conditions ca ON ca.id = d.condition_a \
@@ -245,7 +432,7 @@ pub async fn item_progress(db: &Db, study_id: i64) -> anyhow::Result<Vec<ItemPro
          LEFT JOIN trials t ON t.design_item_id = d.id \
          LEFT JOIN hits h ON h.id = t.hit_id \
          WHERE d.study_id = $1 \
-         GROUP BY d.id, s.key, ca.key, cb.key, s.position, ca.position, cb.position \
+         GROUP BY d.id, s.key, ca.key, cb.key, s.position, ca.position, cb.position, d.load \
          ORDER BY s.position, ca.position, cb.position",
     )
     .bind(study_id)
@@ -258,6 +445,7 @@ pub struct HitCounts {
     pub started: i64,
     pub completed: i64,
     pub excluded: i64,
+    pub abandoned: i64,
     pub workers: i64,
 }
 
@@ -265,7 +453,8 @@ pub async fn hit_counts(db: &Db, study_id: i64) -> anyhow::Result<HitCounts> {
     Ok(sqlx::query_as(
         "SELECT COUNT(*) AS started, \
            COALESCE(SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END), 0) AS completed, \
-           CAST(COALESCE(SUM(excluded), 0) AS BIGINT) AS excluded, \
+           COALESCE(SUM(CASE WHEN status = 'completed' AND excluded = 1 THEN 1 ELSE 0 END), 0) AS excluded, \
+           COALESCE(SUM(CASE WHEN abandoned_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS abandoned, \
            COUNT(DISTINCT worker_key) AS workers \
          FROM hits WHERE study_id = $1",
     )
@@ -281,32 +470,46 @@ pub struct HitRow {
     pub assignment_key: String,
     pub worker_key: String,
     pub status: String,
+    pub abandoned_at: Option<i64>,
     pub excluded: i64,
-    pub exclusion_reason: String,
+    pub flags: i64,
     pub answered: i64,
     pub total: i64,
-    pub blocked: i64,
+}
+
+impl HitRow {
+    pub fn flags(&self) -> Flags {
+        Flags::from_bits_truncate(self.flags)
+    }
+    /// active, completed or abandoned.
+    pub fn status_label(&self) -> &str {
+        if self.abandoned_at.is_some() {
+            "abandoned"
+        } else {
+            &self.status
+        }
+    }
 }
 
 pub async fn hits(db: &Db, study_id: i64) -> anyhow::Result<Vec<HitRow>> {
     Ok(sqlx::query_as(
-        "SELECT h.id, h.platform, h.assignment_key, h.worker_key, h.status, h.excluded, h.exclusion_reason, \
-           (SELECT COUNT(*) FROM trials t WHERE t.hit_id = h.id AND t.answer IS NOT NULL) AS answered, \
-           (SELECT COUNT(*) FROM trials t WHERE t.hit_id = h.id) AS total, \
-           (SELECT COUNT(*) FROM blocked_workers b WHERE b.study_id = h.study_id AND b.worker_key = h.worker_key) AS blocked \
-         FROM hits h WHERE h.study_id = $1 ORDER BY h.id DESC",
+        "SELECT id, platform, assignment_key, worker_key, status, abandoned_at, excluded, flags, answered, total \
+         FROM hits WHERE study_id = $1 ORDER BY id DESC",
     )
     .bind(study_id)
     .fetch_all(db)
     .await?)
 }
 
+/// Blocks a worker: every HIT of theirs is flagged BLOCKED (excluded in every view, their active HITs take
+/// no more answers) and the design counters follow.
 pub async fn block_worker(
     db: &Db,
     study_id: i64,
     worker_key: &str,
     reason: &str,
 ) -> anyhow::Result<()> {
+    let mut tx = db::begin_write(db).await?;
     sqlx::query(
         "INSERT INTO blocked_workers (study_id, worker_key, reason, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (study_id, worker_key) DO NOTHING",
@@ -315,54 +518,70 @@ pub async fn block_worker(
     .bind(worker_key)
     .bind(reason)
     .bind(db::now_ms())
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
+    sqlx::query("UPDATE hits SET flags = flags | $1 WHERE study_id = $2 AND worker_key = $3")
+        .bind(Flags::BLOCKED.bits())
+        .bind(study_id)
+        .bind(worker_key)
+        .execute(&mut *tx)
+        .await?;
+    super::design::requalify(&mut tx, study_id).await?;
+    tx.commit().await?;
     Ok(())
 }
 
 pub async fn unblock_worker(db: &Db, study_id: i64, worker_key: &str) -> anyhow::Result<()> {
+    let mut tx = db::begin_write(db).await?;
     sqlx::query("DELETE FROM blocked_workers WHERE study_id = $1 AND worker_key = $2")
         .bind(study_id)
         .bind(worker_key)
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
+    sqlx::query("UPDATE hits SET flags = flags & $1 WHERE study_id = $2 AND worker_key = $3")
+        .bind(!Flags::BLOCKED.bits())
+        .bind(study_id)
+        .bind(worker_key)
+        .execute(&mut *tx)
+        .await?;
+    super::design::requalify(&mut tx, study_id).await?;
+    tx.commit().await?;
     Ok(())
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ResultRow {
-    pub hit_id: i64,
-    pub platform: String,
-    pub worker_key: String,
-    pub excluded: i64,
-    pub status: String,
-    pub position: i64,
-    pub kind: String,
-    pub scene: String,
-    pub left_condition: Option<String>,
-    pub right_condition: Option<String>,
-    pub answer: Option<String>,
-    pub chosen_condition: Option<String>,
-    pub correct_side: Option<String>,
-    pub rt_ms: Option<i64>,
-    pub answered_at: Option<i64>,
+impl QcScope {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
-/// Every trial of the study (raw data, excluded HITs included and flagged), for the CSV export.
-pub async fn results(db: &Db, study_id: i64) -> anyhow::Result<Vec<ResultRow>> {
-    Ok(sqlx::query_as(
-        "SELECT h.id AS hit_id, h.platform, h.worker_key, h.excluded, h.status, t.position, t.kind, s.key AS scene, \
-           cl.key AS left_condition, cr.key AS right_condition, t.answer, cc.key AS chosen_condition, t.correct_side, \
-           t.rt_ms, t.answered_at \
-         FROM trials t JOIN hits h ON h.id = t.hit_id \
-         JOIN images il ON il.id = t.left_image_id JOIN images ir ON ir.id = t.right_image_id \
-         JOIN scenes s ON s.id = il.scene_id \
-         LEFT JOIN conditions cl ON cl.id = il.condition_id \
-         LEFT JOIN conditions cr ON cr.id = ir.condition_id \
-         LEFT JOIN conditions cc ON cc.id = t.chosen_condition_id \
-         WHERE h.study_id = $1 ORDER BY h.id, t.position",
-    )
-    .bind(study_id)
-    .fetch_all(db)
-    .await?)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complete_is_stored_as_closed_with_a_reason_and_read_back() {
+        for s in [
+            StudyState::Draft,
+            StudyState::Live,
+            StudyState::Paused,
+            StudyState::Complete,
+            StudyState::Closed,
+        ] {
+            let (state, reason) = s.to_row();
+            assert!(["draft", "live", "paused", "closed"].contains(&state));
+            assert_eq!(StudyState::from_row(state, reason), s);
+            assert_eq!(StudyState::parse(s.as_str()).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn closed_is_final_and_complete_may_only_reopen_or_close() {
+        use StudyState::*;
+        for to in [Draft, Live, Paused, Complete] {
+            assert!(!Closed.can_become(to));
+        }
+        assert!(Complete.can_become(Live) && Complete.can_become(Closed));
+        assert!(!Complete.can_become(Paused) && !Draft.can_become(Complete));
+    }
 }

@@ -17,7 +17,8 @@ use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::AppState;
-use super::{admin, bundle, results_web};
+use super::fault::AppError;
+use super::{admin, design, media, results_web};
 use crate::ui::{App, shell};
 
 /// The Content-Security-Policy of every response: pages may be framed by MTurk's worker sites
@@ -43,7 +44,7 @@ pub fn router(state: AppState) -> Router {
     let ctx = state.clone();
     let opts = state.leptos.clone();
     let participant = Router::new()
-        .route("/media/{id}", get(media))
+        .route("/media/{token}", get(media))
         .route("/healthz", get(|| async { "ok" }))
         .leptos_routes_with_context(
             &state,
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(malformed_is_400))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
     participant
+        .route("/admin/studies/{id}/images/{image}", get(admin_image))
         .merge(admin::routes())
         .merge(results_web::routes())
         .fallback_service(ServeDir::new(site_root))
@@ -72,38 +74,62 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn media(State(st): State<AppState>, Path(id): Path<i64>) -> Response {
-    let row: Result<Option<(i64, String)>, _> =
-        sqlx::query_as("SELECT study_id, file_name FROM images WHERE id = $1")
-            .bind(id)
+/// `/media/{token}`: an image of a HIT in progress (or the preview example) of a live study, padded to its
+/// scene's common length (see `media`). Everything else is the same plain 404.
+async fn media(State(st): State<AppState>, Path(token): Path<String>) -> Response {
+    match media::lookup(&st.db, &token).await {
+        Ok(Some(m)) => match media::read_file(&st.data_dir, m.study_id, &m.file_name).await {
+            Ok(bytes) => image_response(
+                media::pad_png(&bytes, m.served_bytes as usize),
+                "private, max-age=3600",
+            ),
+            Err(e) => {
+                tracing::error!("image {}: {}: {e}", m.image_id, m.file_name);
+                StatusCode::NOT_FOUND.into_response()
+            }
+        },
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => AppError::from(e).into_response(),
+    }
+}
+
+fn image_response(bytes: Vec<u8>, cache: &'static str) -> Response {
+    let mime = if bytes.starts_with(b"\x89PNG") {
+        "image/png"
+    } else {
+        "image/jpeg"
+    };
+    (
+        [(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, cache)],
+        bytes,
+    )
+        .into_response()
+}
+
+/// `/admin/studies/{id}/images/{image}`: any image of a study, for admins (unpadded, any state).
+async fn admin_image(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Path((study_id, image_id)): Path<(i64, i64)>,
+) -> Response {
+    if let Err(r) = admin::require(&st, &headers).await {
+        return r;
+    }
+    let row: Result<Option<(String,)>, _> =
+        sqlx::query_as("SELECT file_name FROM images WHERE id = $1 AND study_id = $2")
+            .bind(image_id)
+            .bind(study_id)
             .fetch_optional(&st.db)
             .await;
-    let (study_id, file) = match row {
-        Ok(Some(r)) => r,
-        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    };
-    let path = bundle::study_dir(&st.data_dir, study_id).join(&file);
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => {
-            let mime = if file.ends_with(".png") {
-                "image/png"
-            } else {
-                "image/jpeg"
-            };
-            (
-                [
-                    (header::CONTENT_TYPE, mime),
-                    (header::CACHE_CONTROL, "private, max-age=86400, immutable"),
-                ],
-                bytes,
-            )
-                .into_response()
-        }
-        Err(e) => {
-            tracing::error!("image {id}: {}: {e}", path.display());
-            StatusCode::NOT_FOUND.into_response()
-        }
+    match row {
+        Ok(Some((file,))) => match media::read_file(&st.data_dir, study_id, &file).await {
+            Ok(bytes) => image_response(bytes, "private, no-store"),
+            Err(e) => {
+                AppError::Internal(anyhow::anyhow!("image {image_id}: {file}: {e}")).into_response()
+            }
+        },
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => AppError::from(e).into_response(),
     }
 }
 
@@ -132,11 +158,32 @@ async fn malformed_is_400(req: axum::extract::Request, next: axum::middleware::N
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
+/// Housekeeping while the server runs: expires HITs past their inactivity timeout (so abandoned HITs'
+/// items return to the pool and the pages say so without waiting for a new HIT), purges expired admin
+/// sessions.
+pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let db = state.db.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = design::expire_all(&db).await {
+                tracing::warn!("housekeeping: expiring abandoned HITs: {e:#}");
+            }
+            if let Err(e) = super::auth::purge_expired(&db).await {
+                tracing::warn!("housekeeping: purging expired sessions: {e:#}");
+            }
+        }
+    })
+}
+
 /// Serves until Ctrl-C.
 pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    media::backfill_padding(&state.db, &state.data_dir).await?;
+    let _housekeeping = spawn_housekeeping(&state);
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -154,13 +201,22 @@ pub async fn spawn_local(
     db: super::db::Db,
     data_dir: std::path::PathBuf,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let state = AppState {
+    let mut state = AppState::new(
         db,
         data_dir,
-        leptos: leptos_options(FsPath::new("target/site"), "127.0.0.1:0".parse()?),
-        public_url: "http://127.0.0.1".into(),
-        secure_cookies: false,
-    };
+        leptos_options(FsPath::new("target/site"), "127.0.0.1:0".parse()?),
+        "http://127.0.0.1".into(),
+    );
+    // Only this process talks to it.
+    state.limiter = super::limits::Limiter::new(super::limits::Limits::unlimited());
+    spawn_state(state).await
+}
+
+/// Serves `state` on an ephemeral port of 127.0.0.1 in a background task (tests that set limits or a seed).
+pub async fn spawn_state(
+    state: AppState,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    media::backfill_padding(&state.db, &state.data_dir).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1: {e}"))?;

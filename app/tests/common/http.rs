@@ -13,13 +13,14 @@ use super::TestDb;
 
 pub fn router(t: &TestDb) -> Router {
     let addr = "127.0.0.1:3000".parse().unwrap();
-    web::router(AppState {
-        db: t.db.clone(),
-        data_dir: t.data_dir(),
-        leptos: web::leptos_options(Path::new("target/site"), addr),
-        public_url: format!("http://{addr}"),
-        secure_cookies: false,
-    })
+    let mut state = AppState::new(
+        t.db.clone(),
+        t.data_dir(),
+        web::leptos_options(Path::new("target/site"), addr),
+        format!("http://{addr}"),
+    );
+    state.limiter = app::server::limits::Limiter::new(super::generous());
+    web::router(state)
 }
 
 pub async fn send(r: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
@@ -42,7 +43,7 @@ pub async fn admin_cookie(t: &TestDb) -> String {
         .await
         .unwrap()
         .unwrap();
-    format!("{}={session}", auth::SESSION_COOKIE)
+    format!("{}={}", auth::SESSION_COOKIE, session.session)
 }
 
 /// `application/x-www-form-urlencoded` of the pairs: the participant client's encoder.
@@ -57,14 +58,14 @@ pub fn post_form(uri: &str, body: String, cookie: Option<&str>) -> Request<Body>
     b.body(Body::from(body)).unwrap()
 }
 
-/// The participant's answer request, exactly as the page's server function sends it.
-pub fn answer(slug: &str, key: &str, trial: &str, side: &str, rt: &str) -> Request<Body> {
+/// The participant's answer request, exactly as the page's server function sends it, with raw field values
+/// (bad-input tests send what the page never would).
+pub fn answer(key: &str, trial: &str, side: &str, rt: &str) -> Request<Body> {
     post_form(
         app::api::SubmitAnswer::PATH,
         form(&[
-            ("slug", slug),
             ("key", key),
-            ("trial_id", trial),
+            ("trial", trial),
             ("side", side),
             ("rt_ms", rt),
         ]),

@@ -3,8 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use app::api::EntryParams;
-use app::server::{bundle, db, study};
+use app::api::{AnswerAck, EntryParams, HitView, Side};
+use app::participant::Client;
+use app::server::fault::AppError;
+use app::server::{AppState, answer, assign, bundle, db, limits, study, web};
 use image::{Rgb, RgbImage};
 
 pub mod http;
@@ -113,7 +115,8 @@ pub fn small_bundle(dir: &Path, conditions: usize, scenes: usize) {
     .unwrap();
 }
 
-/// Imports a small bundle, applies `settings`, sets it live; returns the study.
+/// Imports a small bundle, applies `settings`, sets it live; returns the study. Answers in these tests come
+/// back to back, so the minimum response time starts at 0 (tests of that rule set it).
 pub async fn live_study(
     t: &TestDb,
     conditions: usize,
@@ -127,7 +130,8 @@ pub async fn live_study(
         .await
         .unwrap();
     let s = study::by_id(&t.db, imp.study_id).await.unwrap().unwrap();
-    let mut settings = s.settings();
+    let mut settings = s.settings.clone();
+    settings.rules.min_response_ms = 0;
     edit(&mut settings);
     study::update_settings(&t.db, s.id, &settings)
         .await
@@ -135,6 +139,10 @@ pub async fn live_study(
     study::set_state(&t.db, s.id, study::StudyState::Live)
         .await
         .unwrap();
+    study::by_id(&t.db, s.id).await.unwrap().unwrap()
+}
+
+pub async fn reload(t: &TestDb, s: &study::Study) -> study::Study {
     study::by_id(&t.db, s.id).await.unwrap().unwrap()
 }
 
@@ -148,38 +156,112 @@ pub fn mturk(assignment: &str, worker: &str) -> EntryParams {
     }
 }
 
-/// (trial id, kind, correct side, design item) of every trial of a HIT, in order.
-pub async fn trials_of(t: &TestDb, key: &str) -> Vec<(i64, String, Option<String>, Option<i64>)> {
+/// Starts a HIT in-process (no HTTP), seeded so the design tests are exact.
+pub async fn start(t: &TestDb, slug: &str, p: &EntryParams) -> Result<HitView, AppError> {
+    assign::start(&t.db, slug, p, "test-browser", Some(7)).await
+}
+
+/// One stored trial of a HIT.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredTrial {
+    pub position: i64,
+    pub kind: String,
+    pub correct_side: Option<String>,
+    pub design_item_id: Option<i64>,
+    pub left_condition: Option<String>,
+    pub right_condition: Option<String>,
+    pub answer: Option<String>,
+}
+
+/// Every trial of the HIT with this token, in order (what the database knows and the page does not).
+pub async fn trials_of(t: &TestDb, token: &str) -> Vec<StoredTrial> {
     sqlx::query_as(
-        "SELECT t.id, t.kind, t.correct_side, t.design_item_id FROM trials t JOIN hits h ON h.id = t.hit_id \
-         WHERE h.assignment_key = $1 ORDER BY t.position",
+        "SELECT t.position, t.kind, t.correct_side, t.design_item_id, cl.key AS left_condition, \
+         cr.key AS right_condition, t.answer FROM trials t JOIN hits h ON h.id = t.hit_id \
+         LEFT JOIN conditions cl ON cl.id = t.left_condition_id LEFT JOIN conditions cr ON cr.id = t.right_condition_id \
+         WHERE h.token = $1 ORDER BY t.position",
     )
-    .bind(key)
+    .bind(token)
     .fetch_all(&t.db)
     .await
     .unwrap()
 }
 
-/// Answers every trial; checks correctly unless `fail_checks`.
-pub async fn complete(t: &TestDb, slug: &str, key: &str, fail_checks: bool) -> app::api::HitView {
+/// The side that answers a check right (or wrong).
+pub fn check_side(correct: Option<&str>, right: bool) -> Side {
+    let c = Side::parse(correct.unwrap_or("left")).unwrap();
+    match (c, right) {
+        (c, true) => c,
+        (Side::Left, false) => Side::Right,
+        (Side::Right, false) => Side::Left,
+    }
+}
+
+/// Answers every open trial in order; checks correctly unless `fail_checks`; pairs alternate sides.
+pub async fn complete(t: &TestDb, token: &str, fail_checks: bool) -> AnswerAck {
     let mut last = None;
-    for (id, kind, correct, _) in trials_of(t, key).await {
-        let side = match (kind.as_str(), correct.as_deref(), fail_checks) {
-            ("check", Some("left"), false) | ("check", Some("right"), true) => "left",
-            ("check", _, _) => "right",
-            _ => {
-                if id % 2 == 0 {
-                    "left"
-                } else {
-                    "right"
-                }
-            }
+    for tr in trials_of(t, token)
+        .await
+        .into_iter()
+        .filter(|x| x.answer.is_none())
+    {
+        let side = if tr.kind == "check" {
+            check_side(tr.correct_side.as_deref(), !fail_checks)
+        } else if tr.position % 2 == 0 {
+            Side::Left
+        } else {
+            Side::Right
         };
         last = Some(
-            app::server::assign::answer(&t.db, slug, key, id, side, 1234)
+            answer::answer(&t.db, token, tr.position as u32, side, 1234)
                 .await
                 .unwrap(),
         );
     }
     last.unwrap()
+}
+
+/// A server for this test's database on an ephemeral loopback port (HTTP-level tests), with these limits
+/// and a seeded assignment; returns a client for it.
+pub async fn serve(t: &TestDb, limits: limits::Limits) -> (Client, tokio::task::JoinHandle<()>) {
+    let mut state = AppState::new(
+        t.db.clone(),
+        t.data_dir(),
+        web::leptos_options(Path::new("target/site"), "127.0.0.1:0".parse().unwrap()),
+        "http://127.0.0.1".into(),
+    );
+    state.limiter = limits::Limiter::new(limits);
+    state.assign_seed = Some(11);
+    let (addr, handle) = web::spawn_state(state).await.unwrap();
+    (Client::new(&format!("http://{addr}")), handle)
+}
+
+/// Limits that never get in the way of a test that is not about them.
+pub fn generous() -> limits::Limits {
+    limits::Limits::unlimited()
+}
+
+/// Pushes a HIT's last activity `ms` into the past (as if its participant had left that long ago).
+pub async fn age_hit(t: &TestDb, token: &str, ms: i64) {
+    sqlx::query("UPDATE hits SET last_seen_at = last_seen_at - $1, shown_at = shown_at - $1 WHERE token = $2")
+        .bind(ms)
+        .bind(token)
+        .execute(&t.db)
+        .await
+        .unwrap();
+}
+
+/// `n` standard normal draws from a seeded ChaCha8 stream.
+pub fn normals(n: usize, seed: u64) -> Vec<f64> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| rng.sample(rand_distr::StandardNormal))
+        .collect()
+}
+
+/// A seeded generator for the simulated participants.
+pub fn rng(seed: u64) -> rand_chacha::ChaCha8Rng {
+    use rand::SeedableRng;
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed)
 }

@@ -116,28 +116,138 @@ pub struct Entry {
 }
 
 use leptos::prelude::*;
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 
-#[cfg(feature = "ssr")]
-fn state() -> Result<crate::server::AppState, ServerFnError> {
-    use_context::<crate::server::AppState>()
-        .ok_or_else(|| ServerFnError::new("no database in context"))
+/// Why a participant request failed; the HTTP status follows from the kind (set on the server when the
+/// error is made, also for arguments that do not parse, so no middleware has to read response bodies).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ParticipantError {
+    /// 400: the request is malformed (a field missing or of the wrong type, an invalid id).
+    BadRequest(String),
+    /// 404: no such study, HIT or trial.
+    NotFound(String),
+    /// 409: not possible now (the study is paused or complete, the trial was answered, ...).
+    Conflict(String),
+    /// 413: the request body is too large.
+    TooLarge(String),
+    /// 429: too many requests from this address.
+    TooManyRequests(String),
+    /// 503: the database cannot take writes right now.
+    Unavailable(String),
+    /// 500: a bug; the message names a reference into the server's log, nothing else.
+    Internal(String),
 }
 
-/// A refused or failed participant request: the HTTP status says which (4xx bad input, 409 conflict, 429
-/// too many requests, 503 database unavailable, 500 bug) and the message why; a bug's details only go to the
-/// log, under an id the message names.
+impl ParticipantError {
+    pub fn message(&self) -> &str {
+        match self {
+            ParticipantError::BadRequest(m)
+            | ParticipantError::NotFound(m)
+            | ParticipantError::Conflict(m)
+            | ParticipantError::TooLarge(m)
+            | ParticipantError::TooManyRequests(m)
+            | ParticipantError::Unavailable(m)
+            | ParticipantError::Internal(m) => m,
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ParticipantError::BadRequest(_) => 400,
+            ParticipantError::NotFound(_) => 404,
+            ParticipantError::Conflict(_) => 409,
+            ParticipantError::TooLarge(_) => 413,
+            ParticipantError::TooManyRequests(_) => 429,
+            ParticipantError::Unavailable(_) => 503,
+            ParticipantError::Internal(_) => 500,
+        }
+    }
+
+    /// Sets the response's status from the error's kind (server only; the browser only reads it).
+    fn with_status(self) -> Self {
+        #[cfg(feature = "ssr")]
+        if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
+            opts.set_status(
+                axum::http::StatusCode::from_u16(self.status())
+                    .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+            );
+        }
+        self
+    }
+}
+
+impl std::fmt::Display for ParticipantError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for ParticipantError {}
+
+impl FromServerFnError for ParticipantError {
+    type Encoder = JsonEncoding;
+
+    /// Errors of the server-function machinery itself: arguments that do not parse are the client's fault
+    /// (400, or 413 for a body over the limit), a failed request from the browser is reported as such.
+    fn from_server_fn_error(e: ServerFnErrorErr) -> Self {
+        match e {
+            ServerFnErrorErr::Args(m)
+            | ServerFnErrorErr::Deserialization(m)
+            | ServerFnErrorErr::MissingArg(m) => {
+                if m.contains("length limit exceeded") {
+                    ParticipantError::TooLarge(format!(
+                        "the request is larger than the limit of {} bytes",
+                        MAX_BODY_BYTES
+                    ))
+                } else {
+                    ParticipantError::BadRequest(m)
+                }
+            }
+            ServerFnErrorErr::Request(m) => {
+                ParticipantError::Unavailable(format!("the server could not be reached: {m}"))
+            }
+            other => ParticipantError::Internal(other.to_string()),
+        }
+        .with_status()
+    }
+}
+
+/// Largest request body a participant route accepts (answers are a few hundred bytes).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 #[cfg(feature = "ssr")]
-fn user_error(e: crate::server::fault::AppError) -> ServerFnError {
-    use crate::server::fault::AppError;
-    if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
-        opts.set_status(e.status());
-        if let AppError::TooManyRequests(t) = &e
-            && let Ok(v) = axum::http::HeaderValue::from_str(&t.retry_after_s.to_string())
+fn state() -> Result<crate::server::AppState, ParticipantError> {
+    use_context::<crate::server::AppState>()
+        .ok_or_else(|| ParticipantError::Internal("no server state in context".into()))
+}
+
+#[cfg(feature = "ssr")]
+impl From<crate::server::fault::AppError> for ParticipantError {
+    /// The server's error, with its status set on the response; a bug's details only go to the log.
+    fn from(e: crate::server::fault::AppError) -> Self {
+        use crate::server::fault::AppError;
+        let retry = match &e {
+            AppError::TooManyRequests(t) => Some(t.retry_after_s),
+            _ => None,
+        };
+        let message = e.public_message();
+        let out = match e {
+            AppError::BadRequest(_) => ParticipantError::BadRequest(message),
+            AppError::NotFound(_) => ParticipantError::NotFound(message),
+            AppError::Conflict(_) => ParticipantError::Conflict(message),
+            AppError::TooManyRequests(_) => ParticipantError::TooManyRequests(message),
+            AppError::Unavailable(_) => ParticipantError::Unavailable(message),
+            AppError::Internal(_) => ParticipantError::Internal(message),
+        }
+        .with_status();
+        if let (Some(s), Some(opts)) = (retry, use_context::<leptos_axum::ResponseOptions>())
+            && let Ok(v) = axum::http::HeaderValue::from_str(&s.to_string())
         {
             opts.insert_header(axum::http::header::RETRY_AFTER, v);
         }
+        out
     }
-    ServerFnError::new(e.public_message())
 }
 
 /// Looks up the study and any HIT of this assignment. Records nothing.
@@ -145,11 +255,9 @@ fn user_error(e: crate::server::fault::AppError) -> ServerFnError {
 pub async fn enter_study(
     slug: String,
     #[server(default)] params: EntryParams,
-) -> Result<Entry, ServerFnError> {
+) -> Result<Entry, ParticipantError> {
     let st = state()?;
-    crate::server::assign::enter(&st.db, &slug, &params)
-        .await
-        .map_err(user_error)
+    Ok(crate::server::assign::enter(&st.db, &slug, &params).await?)
 }
 
 /// Starts (or resumes) the HIT of this assignment after consent. Rate-limited per client address; direct
@@ -158,7 +266,7 @@ pub async fn enter_study(
 pub async fn start_hit(
     slug: String,
     #[server(default)] params: EntryParams,
-) -> Result<HitView, ServerFnError> {
+) -> Result<HitView, ParticipantError> {
     let st = state()?;
     let client = crate::server::limits::Client::from_request(&st).await;
     let result = match st.limiter.check_start(client.ip) {
@@ -169,7 +277,7 @@ pub async fn start_hit(
         Err(e) => Err(e.into()),
     };
     client.finish();
-    result.map_err(user_error)
+    Ok(result?)
 }
 
 /// Stores the answer to trial `trial` (the HIT's next one); idempotent for a repeated identical answer.
@@ -179,9 +287,7 @@ pub async fn submit_answer(
     trial: u32,
     side: Side,
     rt_ms: i64,
-) -> Result<AnswerAck, ServerFnError> {
+) -> Result<AnswerAck, ParticipantError> {
     let st = state()?;
-    crate::server::answer::answer(&st.db, &key, trial, side, rt_ms)
-        .await
-        .map_err(user_error)
+    Ok(crate::server::answer::answer(&st.db, &key, trial, side, rt_ms).await?)
 }

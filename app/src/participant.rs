@@ -122,9 +122,13 @@ impl Client {
     ) -> Result<T, RequestError> {
         let (status, bytes) = self.request(Method::POST, path, Some(body)).await?;
         if !(200..300).contains(&status) {
+            // The server function's typed error, or whatever else came back.
+            let message = serde_json::from_slice::<crate::api::ParticipantError>(&bytes)
+                .map(|e| e.message().to_string())
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
             return Err(RequestError {
                 status: Some(status),
-                message: String::from_utf8_lossy(&bytes).into_owned(),
+                message,
             });
         }
         serde_json::from_slice(&bytes).map_err(|e| RequestError {

@@ -177,11 +177,8 @@ fn entry_params_untracked(query: Memo<leptos_router::params::ParamsMap>) -> Entr
     params_from_query(&query.read_untracked())
 }
 
-fn server_message(e: &ServerFnError) -> String {
-    match e {
-        ServerFnError::ServerError(m) => m.clone(),
-        other => other.to_string(),
-    }
+fn server_message(e: &crate::api::ParticipantError) -> String {
+    e.message().to_string()
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -25,9 +25,8 @@ use crate::ui::{App, shell};
 /// (ExternalQuestion) and nobody else; no plugins; no foreign `<base>`.
 pub const CSP: &str = "frame-ancestors 'self' https://worker.mturk.com https://workersandbox.mturk.com https://www.mturk.com; object-src 'none'; base-uri 'self'";
 
-/// Largest request body a participant route accepts (answers are a few hundred bytes); bundle uploads
-/// have their own limit on `/admin/import`.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest request body a participant route accepts; bundle uploads have their own limit on `/admin/import`.
+pub use crate::api::MAX_BODY_BYTES;
 
 pub fn leptos_options(site_root: &FsPath, addr: SocketAddr) -> LeptosOptions {
     LeptosOptions::builder()
@@ -52,7 +51,6 @@ pub fn router(state: AppState) -> Router {
             move || provide_context(ctx.clone()),
             move || shell(opts.clone()),
         )
-        .layer(axum::middleware::from_fn(malformed_is_400))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES));
     participant
         .route("/admin/studies/{id}/images/{image}", get(admin_image))
@@ -131,31 +129,6 @@ async fn admin_image(
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
         Err(e) => AppError::from(e).into_response(),
     }
-}
-
-/// Leptos answers a server-function request whose arguments do not parse (a trial id that is not a number,
-/// a missing field) with 500; it is the client's fault, so it becomes 400 with the same message.
-async fn malformed_is_400(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let is_api = req.uri().path().starts_with("/api/");
-    let resp = next.run(req).await;
-    if !is_api || resp.status() != StatusCode::INTERNAL_SERVER_ERROR {
-        return resp;
-    }
-    let (mut parts, body) = resp.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .unwrap_or_default();
-    let text = String::from_utf8_lossy(&bytes);
-    if text.contains("length limit exceeded") {
-        // A body without Content-Length that ran past MAX_BODY_BYTES while being read.
-        parts.status = StatusCode::PAYLOAD_TOO_LARGE;
-    } else if ["Args|", "Deserialization|", "MissingArg|"]
-        .iter()
-        .any(|p| text.starts_with(p))
-    {
-        parts.status = StatusCode::BAD_REQUEST;
-    }
-    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// Housekeeping while the server runs: expires HITs past their inactivity timeout (so abandoned HITs'

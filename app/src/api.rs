@@ -233,7 +233,9 @@ impl From<crate::server::fault::AppError> for ParticipantError {
         };
         let message = e.public_message();
         let out = match e {
-            AppError::BadRequest(_) => ParticipantError::BadRequest(message),
+            AppError::BadRequest(_) | AppError::Unauthorized(_) | AppError::Forbidden(_) => {
+                ParticipantError::BadRequest(message)
+            }
             AppError::NotFound(_) => ParticipantError::NotFound(message),
             AppError::Conflict(_) => ParticipantError::Conflict(message),
             AppError::TooManyRequests(_) => ParticipantError::TooManyRequests(message),

@@ -1,25 +1,31 @@
-//! Admin pages: plain server-rendered HTML forms (no script needed), every state-changing form protected by
-//! the session's CSRF token. Studies list + bundle upload, study page (settings, state, progress, HITs,
-//! block worker, MTurk ExternalQuestion XML, preview link), CSV export of the raw trials.
+//! Admin pages: server-rendered HTML forms (no script needed; templates in `pages`), every state-changing
+//! form protected by the session's CSRF token. Studies list + bundle upload, study page (state, links,
+//! progress, HITs with their quality flags, block worker, settings with the quality rules, MTurk
+//! ExternalQuestion XML). Handlers return [`AppResult`]; the logged-in admin is the [`Admin`] extractor.
 
-use std::fmt::Write as _;
-
-use axum::Router;
 use std::net::SocketAddr;
 
 use axum::Extension;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Form, Multipart, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Router;
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, Form, FromRequestParts, Multipart, Path, State,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::AppState;
 use super::auth::{self, SESSION_COOKIE, Session};
 use super::bundle;
 use super::db;
-use super::fault;
-use super::study::{self, StudySettings, StudyState};
+use super::fault::{AppError, AppResult, TooManyRequests};
+use super::limits;
+use super::pages::{self, page, post_button};
+use super::quality::{Flags, QcScope, Rules};
+use super::study::{self, Study, StudySettings, StudyState};
 
 const LOGIN_CSRF_COOKIE: &str = "jndlab_login_csrf";
 
@@ -39,125 +45,79 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/studies/{id}/unblock", post(unblock))
 }
 
-/// HTML-escapes text for element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// The logged-in admin of a request. Without a valid session a page (GET) redirects to the login and a
+/// state change (POST) is 401: a POST is never replayed after logging in.
+pub struct Admin(pub Session);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Admin, Response> {
+        let session = match limits::cookie(&parts.headers, SESSION_COOKIE) {
+            Some(t) => auth::session(&st.db, &t)
+                .await
+                .map_err(|e| AppError::from(e).into_response())?,
+            None => None,
+        };
+        match session {
+            Some(s) => Ok(Admin(s)),
+            None if parts.method == Method::GET => {
+                Err(Redirect::to("/admin/login").into_response())
+            }
+            None => Err(AppError::Unauthorized(
+                "not logged in (or the session expired): log in at /admin/login and try again"
+                    .into(),
+            )
+            .into_response()),
         }
     }
-    out
 }
 
-pub(crate) fn page(title: &str, user: Option<&Session>, body: &str) -> Html<String> {
-    let nav = match user {
-        Some(s) => format!(
-            "<nav><a href=\"/admin\">Studies</a> <a href=\"/admin/tokens\">API tokens</a> <span class=\"user\">{}</span> \
-             <form method=\"post\" action=\"/admin/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-             <button id=\"logout\">Log out</button></form></nav>",
-            esc(&s.username),
-            esc(&s.csrf)
-        ),
-        None => String::new(),
-    };
-    Html(format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} - jndlab admin</title>\
-         <link rel=\"stylesheet\" href=\"/pkg/app.css\"></head><body class=\"admin\">{nav}<main><h1>{t}</h1>{body}</main></body></html>",
-        t = esc(title)
-    ))
-}
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
+impl Admin {
+    /// The session, if the form's CSRF token is its own.
+    pub fn checked(&self, csrf: &str) -> AppResult<&Session> {
+        if self.0.csrf_ok(csrf) {
+            Ok(&self.0)
+        } else {
+            Err(AppError::Forbidden(
+                "invalid or missing CSRF token: reload the page and try again".into(),
+            ))
+        }
+    }
 }
 
 fn set_cookie(st: &AppState, name: &str, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if st.secure_cookies { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
-    ))
-    .expect("cookie is ascii")
+    let c = cookie::Cookie::build((name, value))
+        .path("/admin")
+        .http_only(true)
+        .secure(st.secure_cookies)
+        .same_site(cookie::SameSite::Strict)
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .build();
+    HeaderValue::from_str(&c.to_string()).expect("cookie is ascii")
 }
 
-/// A failed admin request: 503 when the database cannot take writes now, else 500 with a generic message
-/// and an id (the details go to the log).
-pub(crate) fn internal(e: anyhow::Error) -> Response {
-    fault::AppError::from(e).into_response()
-}
-
-/// The logged-in admin, or a redirect to the login page.
-pub(crate) async fn require(st: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
-    let token = cookie(headers, SESSION_COOKIE);
-    match token {
-        Some(t) => match auth::session(&st.db, &t).await {
-            Ok(Some(s)) => Ok(s),
-            Ok(None) => Err(Redirect::to("/admin/login").into_response()),
-            Err(e) => Err(internal(e)),
-        },
-        None => Err(Redirect::to("/admin/login").into_response()),
-    }
-}
-
-/// For state-changing requests: the logged-in admin (401 without a session, no redirect: a POST is never
-/// replayed after logging in).
-async fn require_post(st: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
-    match require(st, headers).await {
-        Err(r) if r.status().is_redirection() => Err((
-            StatusCode::UNAUTHORIZED,
-            "not logged in (or the session expired): log in at /admin/login and try again",
-        )
-            .into_response()),
-        other => other,
-    }
-}
-
-/// Like `require_post`, and checks the form's CSRF token.
-pub(crate) async fn require_csrf(
-    st: &AppState,
-    headers: &HeaderMap,
-    csrf: &str,
-) -> Result<Session, Response> {
-    let s = require_post(st, headers).await?;
-    if !s.csrf_ok(csrf) {
-        return Err((
-            StatusCode::FORBIDDEN,
-            "invalid or missing CSRF token: reload the page and try again",
-        )
-            .into_response());
-    }
-    Ok(s)
+/// An HTML response with a status.
+fn html_page(status: StatusCode, markup: Markup) -> Response {
+    (status, markup).into_response()
 }
 
 async fn login_page(State(st): State<AppState>) -> Response {
-    login_form(&st, None)
+    login_form(&st, StatusCode::OK, None)
 }
 
-fn login_form(st: &AppState, error: Option<&str>) -> Response {
+fn login_form(st: &AppState, status: StatusCode, error: Option<&str>) -> Response {
     let token = db::random_token(32);
-    let err = error
-        .map(|e| format!("<p class=\"error\" id=\"login-error\">{}</p>", esc(e)))
-        .unwrap_or_default();
-    let body = format!(
-        "{err}<form method=\"post\" action=\"/admin/login\" id=\"login-form\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
-         <label>User name <input name=\"username\" id=\"username\" autocomplete=\"username\" required></label>\
-         <label>Password <input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
-         <button type=\"submit\" id=\"login\">Log in</button></form>"
-    );
-    let mut resp = page("Log in", None, &body).into_response();
+    let body = html! {
+        @if let Some(e) = error { p class="error" id="login-error" { (e) } }
+        form method="post" action="/admin/login" id="login-form" {
+            input type="hidden" name="csrf" value=(token);
+            label { "User name " input name="username" id="username" autocomplete="username" required; }
+            label { "Password " input name="password" id="password" type="password" autocomplete="current-password" required; }
+            button type="submit" id="login" { "Log in" }
+        }
+    };
+    let mut resp = html_page(status, page("Log in", None, body));
     resp.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(st, LOGIN_CSRF_COOKIE, &token, 3600),
@@ -177,41 +137,41 @@ async fn login(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
-) -> Response {
-    let ip = super::limits::client_ip(&headers, peer.map(|p| p.0.0), &st.limiter.limits);
-    let trusted = match cookie(&headers, auth::DEVICE_COOKIE) {
-        Some(d) => match auth::is_trusted_device(&st.db, &f.username, &d).await {
-            Ok(t) => t,
-            Err(e) => return internal(e),
-        },
+) -> AppResult<Response> {
+    let ip = limits::client_ip(&headers, peer.map(|p| p.0.0), &st.limiter.limits);
+    let trusted = match limits::cookie(&headers, auth::DEVICE_COOKIE) {
+        Some(d) => auth::is_trusted_device(&st.db, &f.username, &d).await?,
         None => false,
     };
     if let Err(wait) = auth::LOGIN_THROTTLE.check(ip, &f.username, trusted) {
-        return fault::AppError::TooManyRequests(fault::TooManyRequests {
+        return Err(TooManyRequests {
             message: format!(
                 "too many failed logins for \"{}\" or from this address: try again in {} s",
                 f.username.chars().take(64).collect::<String>(),
                 wait.as_secs().max(1)
             ),
             retry_after_s: wait.as_secs().max(1),
-        })
-        .into_response();
+        }
+        .into());
     }
-    if cookie(&headers, LOGIN_CSRF_COOKIE).as_deref() != Some(f.csrf.as_str()) || f.csrf.is_empty()
+    if f.csrf.is_empty() || limits::cookie(&headers, LOGIN_CSRF_COOKIE).as_deref() != Some(&f.csrf)
     {
-        let mut r = login_form(&st, Some("Your login form expired; please try again."));
-        *r.status_mut() = StatusCode::FORBIDDEN;
-        return r;
+        return Ok(login_form(
+            &st,
+            StatusCode::FORBIDDEN,
+            Some("Your login form expired; please try again."),
+        ));
     }
-    match auth::login(&st.db, &f.username, &f.password).await {
-        Ok(Some(t)) => {
+    Ok(match auth::login(&st.db, &f.username, &f.password).await? {
+        Some(t) => {
             auth::LOGIN_THROTTLE.succeeded(ip);
             let mut r = Redirect::to("/admin").into_response();
-            r.headers_mut().append(
+            let h = r.headers_mut();
+            h.append(
                 header::SET_COOKIE,
                 set_cookie(&st, SESSION_COOKIE, &t.session, auth::SESSION_HOURS * 3600),
             );
-            r.headers_mut().append(
+            h.append(
                 header::SET_COOKIE,
                 set_cookie(
                     &st,
@@ -222,133 +182,107 @@ async fn login(
             );
             r
         }
-        Ok(None) => {
+        None => {
             auth::LOGIN_THROTTLE.failed(ip, &f.username, trusted);
-            let mut r = login_form(&st, Some("Wrong user name or password."));
-            *r.status_mut() = StatusCode::UNAUTHORIZED;
-            r
+            login_form(
+                &st,
+                StatusCode::UNAUTHORIZED,
+                Some("Wrong user name or password."),
+            )
         }
-        Err(e) => internal(e),
-    }
+    })
 }
 
 #[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
+pub(crate) struct CsrfForm {
+    pub csrf: String,
 }
 
 async fn logout(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    admin: Admin,
     Form(f): Form<CsrfForm>,
-) -> Response {
-    let s = match require_csrf(&st, &headers, &f.csrf).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if let Err(e) = s.logout(&st.db).await {
-        return internal(e);
-    }
+) -> AppResult<Response> {
+    admin.checked(&f.csrf)?.logout(&st.db).await?;
     let mut r = Redirect::to("/admin/login").into_response();
     r.headers_mut()
         .append(header::SET_COOKIE, set_cookie(&st, SESSION_COOKIE, "", 0));
-    r
+    Ok(r)
 }
 
-async fn studies_page(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match require(&st, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    studies_view(&st, &s, None).await
+async fn studies_page(State(st): State<AppState>, admin: Admin) -> AppResult<Response> {
+    studies_view(&st, &admin.0, StatusCode::OK, None).await
 }
 
-async fn studies_view(st: &AppState, s: &Session, message: Option<(bool, String)>) -> Response {
-    let studies = match study::list(&st.db).await {
-        Ok(v) => v,
-        Err(e) => return internal(e),
-    };
-    let mut body = String::new();
-    if let Some((ok, m)) = message {
-        let _ = write!(
-            body,
-            "<p class=\"{}\" id=\"import-message\">{}</p>",
-            if ok { "ok" } else { "error" },
-            esc(&m)
-        );
-    }
-    body.push_str("<table id=\"studies\"><tr><th>Study</th><th>Link</th><th>State</th><th>HITs started</th><th>completed</th><th>excluded</th></tr>");
+async fn studies_view(
+    st: &AppState,
+    s: &Session,
+    status: StatusCode,
+    error: Option<String>,
+) -> AppResult<Response> {
+    let studies = study::list(&st.db).await?;
+    let mut counts = Vec::with_capacity(studies.len());
     for x in &studies {
-        let c = study::hit_counts(&st.db, x.id).await.unwrap_or_default();
-        let _ = write!(
-            body,
-            "<tr><td><a href=\"/admin/studies/{id}\">{name}</a>{syn}</td><td><code>/s/{slug}</code></td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            c.started,
-            c.completed,
-            c.excluded,
-            id = x.id,
-            name = esc(&x.name),
-            syn = if x.synthetic {
-                " <small>(synthetic demo)</small>"
-            } else {
-                ""
-            },
-            slug = esc(&x.slug),
-            state = x.state.as_str()
-        );
+        counts.push(study::hit_counts(&st.db, x.id).await?);
     }
-    body.push_str("</table>");
-    let _ = write!(
-        body,
-        "<h2>Import a study bundle</h2><p>A .zip of a bundle folder with <code>bundle.json</code> (see docs/bundle.md). \
-         The study is created as a draft.</p>\
-         <form method=\"post\" action=\"/admin/import\" enctype=\"multipart/form-data\" id=\"import-form\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"file\" name=\"bundle\" id=\"bundle-file\" accept=\".zip\" required>\
-         <button type=\"submit\" id=\"import\">Import</button></form>",
-        esc(&s.csrf)
-    );
-    page("Studies", Some(s), &body).into_response()
-}
-
-async fn import(State(st): State<AppState>, headers: HeaderMap, mut mp: Multipart) -> Response {
-    let s = match require_post(&st, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let mut csrf = String::new();
-    let mut file: Option<(String, Vec<u8>)> = None;
-    loop {
-        match mp.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or("").to_string();
-                let fname = field.file_name().unwrap_or("upload.zip").to_string();
-                match field.bytes().await {
-                    Ok(b) if name == "csrf" => csrf = String::from_utf8_lossy(&b).into_owned(),
-                    Ok(b) if name == "bundle" => file = Some((fname, b.to_vec())),
-                    Ok(_) => {}
-                    Err(e) => {
-                        return (StatusCode::BAD_REQUEST, format!("upload failed: {e}"))
-                            .into_response();
+    let body = html! {
+        @if let Some(m) = &error { p class="error" id="import-message" { (m) } }
+        table id="studies" {
+            tr { th { "Study" } th { "Link" } th { "State" } th { "HITs started" } th { "completed" } th { "excluded" } }
+            @for (x, c) in studies.iter().zip(&counts) {
+                tr {
+                    td {
+                        a href={ "/admin/studies/" (x.id) } { (x.name) }
+                        @if x.synthetic { " " small { "(synthetic demo)" } }
                     }
+                    td { code { "/s/" (x.slug) } }
+                    td { (x.state.as_str()) }
+                    td { (c.started) } td { (c.completed) } td { (c.excluded) }
                 }
             }
-            Ok(None) => break,
-            Err(e) => {
-                return (StatusCode::BAD_REQUEST, format!("upload failed: {e}")).into_response();
-            }
+        }
+        h2 { "Import a study bundle" }
+        p { "A .zip of a bundle folder with " code { "bundle.json" } " (see docs/bundle.md). The study is created as a draft." }
+        form method="post" action="/admin/import" enctype="multipart/form-data" id="import-form" {
+            (pages::csrf(s))
+            input type="file" name="bundle" id="bundle-file" accept=".zip" required;
+            button type="submit" id="import" { "Import" }
+        }
+    };
+    let mut r = html_page(status, page("Studies", Some(s), body));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+async fn import(
+    State(st): State<AppState>,
+    admin: Admin,
+    mut mp: Multipart,
+) -> AppResult<Response> {
+    let mut csrf = String::new();
+    let mut file: Option<(String, Vec<u8>)> = None;
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        AppError::BadRequest(format!("upload failed: {e}"))
+    };
+    while let Some(field) = mp.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or("").to_string();
+        let fname = field.file_name().unwrap_or("upload.zip").to_string();
+        let bytes = field.bytes().await.map_err(bad)?;
+        match name.as_str() {
+            "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
+            "bundle" => file = Some((fname, bytes.to_vec())),
+            _ => {}
         }
     }
-    if !s.csrf_ok(&csrf) {
-        return (StatusCode::FORBIDDEN, "invalid or missing CSRF token").into_response();
-    }
-    let Some((name, bytes)) = file else {
-        return (StatusCode::BAD_REQUEST, "no file in field \"bundle\"").into_response();
-    };
+    let s = admin.checked(&csrf)?;
+    let (name, bytes) =
+        file.ok_or_else(|| AppError::BadRequest("no file in field \"bundle\"".into()))?;
     let result = match bundle::Source::zip(name.clone(), bytes) {
         Ok(mut src) => bundle::import(&st.db, &st.data_dir, &mut src).await,
         Err(e) => Err(e),
     };
-    let mut r = match result {
+    match result {
         Ok(imp) => {
             tracing::info!(
                 "admin {} imported {} as study {}",
@@ -356,17 +290,20 @@ async fn import(State(st): State<AppState>, headers: HeaderMap, mut mp: Multipar
                 name,
                 imp.slug
             );
-            Redirect::to(&format!("/admin/studies/{}", imp.study_id)).into_response()
+            Ok(Redirect::to(&format!("/admin/studies/{}", imp.study_id)).into_response())
         }
-        Err(e) => {
-            let mut r = studies_view(&st, &s, Some((false, format!("Import failed: {e:#}")))).await;
-            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            r
+        // A bundle that does not validate is the uploader's to fix: the page says why.
+        Err(e) if !super::fault::is_infrastructure(&e) => {
+            studies_view(
+                &st,
+                s,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(format!("Import failed: {e:#}")),
+            )
+            .await
         }
-    };
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+        Err(e) => Err(AppError::from(e)),
+    }
 }
 
 fn external_question(public_url: &str, slug: &str) -> String {
@@ -381,212 +318,159 @@ fn external_question(public_url: &str, slug: &str) -> String {
 
 async fn study_page(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    admin: Admin,
     Path(id): Path<i64>,
-) -> Response {
-    let s = match require(&st, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    match study_view(&st, &s, id, None).await {
-        Ok(r) => r,
-        Err(e) => internal(e),
-    }
+) -> AppResult<Response> {
+    study_view(&st, &admin.0, id, StatusCode::OK, None).await
+}
+
+async fn load_study(st: &AppState, id: i64) -> AppResult<Study> {
+    study::by_id(&st.db, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no study {id}")))
 }
 
 async fn study_view(
     st: &AppState,
     s: &Session,
     id: i64,
+    status: StatusCode,
     message: Option<String>,
-) -> anyhow::Result<Response> {
-    let Some(x) = study::by_id(&st.db, id).await? else {
-        return Ok((StatusCode::NOT_FOUND, format!("no study {id}")).into_response());
-    };
+) -> AppResult<Response> {
+    let x = load_study(st, id).await?;
     let counts = study::hit_counts(&st.db, id).await?;
     let items = study::item_progress(&st.db, id).await?;
     let hits = study::hits(&st.db, id).await?;
-    let csrf = esc(&s.csrf);
-    let public = st.public_url.trim_end_matches('/');
-    let mut b = String::new();
-    if let Some(m) = message {
-        let _ = write!(b, "<p class=\"error\" id=\"study-message\">{}</p>", esc(&m));
-    }
-    if x.synthetic {
-        b.push_str("<p class=\"notice\">This study uses a synthetic demo bundle (procedurally generated images and distortions).</p>");
-    }
-    let _ = write!(
-        b,
-        "<p>{desc}</p><p>State: <b id=\"state\">{state}</b></p><div class=\"actions\">",
-        desc = esc(&x.description),
-        state = x.state.as_str()
-    );
-    for to in [StudyState::Live, StudyState::Paused, StudyState::Closed] {
-        if x.state.can_become(to) {
-            let label = if x.state == StudyState::Complete && to == StudyState::Live {
-                "Reopen (live)".to_string()
-            } else {
-                format!("Make {}", to.as_str())
-            };
-            let _ = write!(
-                b,
-                "<form method=\"post\" action=\"/admin/studies/{id}/state\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-                 <input type=\"hidden\" name=\"state\" value=\"{s}\"><button id=\"state-{s}\">{label}</button></form>",
-                s = to.as_str()
-            );
-        }
-    }
-    let _ = write!(
-        b,
-        "</div><h2>Links</h2><ul><li>Direct link: <a href=\"{public}/s/{slug}\">{public}/s/{slug}</a></li>\
-         <li>Preview as participant: <a id=\"preview-link\" href=\"/s/{slug}?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE\">preview</a></li>\
-         <li>Prolific study URL: <code>{public}/s/{slug}?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}&amp;STUDY_ID={{{{%STUDY_ID%}}}}&amp;SESSION_ID={{{{%SESSION_ID%}}}}</code></li>\
-         <li><a href=\"/admin/studies/{id}/results\" id=\"results-page-link\"><b>Results</b>: JND with CIs, plots, significance, outliers, exports</a></li>\
-         <li><a href=\"/admin/studies/{id}/export/answers-csv?include_excluded=1\" id=\"results-link\">Download answers (CSV, valid and excluded HITs, flags in columns)</a>, \
-         <a href=\"/admin/studies/{id}/export/hits-csv\" id=\"hits-link\">HITs with their quality flags (CSV)</a></li></ul>\
-         <h3>MTurk ExternalQuestion</h3><pre id=\"external-question\">{xml}</pre>",
-        slug = esc(&x.slug),
-        xml = esc(&external_question(public, &x.slug))
-    );
-    let r = x.settings.repetitions;
-    let full = items.iter().filter(|i| i.valid >= r).count();
     // Only a plan already computed for the current answers (by the results page): this page stays fast.
     let power = match super::power::cached_default(&st.db, &x).await? {
-        Some(p) => esc(&p.status()),
-        None => {
-            "not computed for the current answers yet; the results page computes it.".to_string()
-        }
+        Some(p) => p.status(),
+        None => "not computed for the current answers yet; the results page computes it.".into(),
     };
-    let _ = write!(
-        b,
-        "<h2>Progress</h2><p id=\"hit-counts\">HITs started: <b id=\"hits-started\">{}</b>, completed: <b id=\"hits-completed\">{}</b>, \
-         excluded: <b id=\"hits-excluded\">{}</b>, abandoned: <b id=\"hits-abandoned\">{}</b>, workers: {}</p>\
-         <p>Design: <b id=\"design-filled\">{full}</b> of {} pair-and-scene items have {r} valid answer(s); \
-         valid answers <b id=\"valid-answers\">{}</b> of <b id=\"target-answers\">{}</b>: \
-         <b id=\"remaining-answers\">{}</b> still needed, about <b id=\"remaining-hits\">{}</b> more HITs of {} trials \
-         (if every HIT is valid).</p>\
-         <p id=\"study-power\">Power planning: {power} <a href=\"/admin/studies/{id}/results#power\">(details, other targets)</a></p>\
-         <table id=\"progress-table\"><tr><th>Scene</th><th>Pair</th><th>Valid</th><th>In progress</th><th>Excluded</th><th>Abandoned</th><th>Held (load)</th></tr>",
-        counts.started,
-        counts.completed,
-        counts.excluded,
-        counts.abandoned,
-        counts.workers,
-        items.len(),
-        x.valid_answers,
-        x.target_answers(),
-        x.remaining_answers(),
-        x.remaining_hits(),
-        x.settings.trials_per_hit,
-    );
-    for i in &items {
-        let _ = write!(
-            b,
-            "<tr><td>{}</td><td>{} vs {}</td><td class=\"valid\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&i.scene),
-            esc(&i.condition_a),
-            esc(&i.condition_b),
-            i.valid,
-            i.in_progress,
-            i.excluded,
-            i.abandoned,
-            i.load
-        );
-    }
-    b.push_str("</table><h2>HITs</h2><table id=\"hits\"><tr><th>HIT</th><th>Platform</th><th>Assignment</th><th>Worker</th><th>Status</th><th>Answered</th><th>Flags</th><th>Excluded</th><th></th></tr>");
-    for h in &hits {
-        let blocked = h.flags().contains(super::quality::Flags::BLOCKED);
-        let action = if blocked {
-            format!(
-                "<form method=\"post\" action=\"/admin/studies/{id}/unblock\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-                 <input type=\"hidden\" name=\"worker\" value=\"{w}\"><button>Unblock</button></form> blocked",
-                w = esc(&h.worker_key)
-            )
-        } else {
-            format!(
-                "<form method=\"post\" action=\"/admin/studies/{id}/block\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-                 <input type=\"hidden\" name=\"worker\" value=\"{w}\"><button class=\"block\">Block worker</button></form>",
-                w = esc(&h.worker_key)
-            )
-        };
-        let _ = write!(
-            b,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
-            h.id,
-            esc(&h.platform),
-            esc(&h.assignment_key),
-            esc(&h.worker_key),
-            esc(h.status_label()),
-            h.answered,
-            h.total,
-            esc(&h.flags().joined()),
-            if h.excluded != 0 { "yes" } else { "no" }
-        );
-    }
-    b.push_str("</table>");
+    let public = st.public_url.trim_end_matches('/');
+    let r = x.settings.repetitions;
+    let full = items.iter().filter(|i| i.valid >= r).count();
+    let body = html! {
+        @if let Some(m) = &message { p class="error" id="study-message" { (m) } }
+        @if x.synthetic {
+            p class="notice" { "This study uses a synthetic demo bundle (procedurally generated images and distortions)." }
+        }
+        p { (x.description) }
+        p { "State: " b id="state" { (x.state.as_str()) } }
+        div class="actions" {
+            @for to in [StudyState::Live, StudyState::Paused, StudyState::Closed] {
+                @if x.state.can_become(to) {
+                    @let label = if x.state == StudyState::Complete && to == StudyState::Live {
+                        "Reopen (live)".to_string()
+                    } else {
+                        format!("Make {}", to.as_str())
+                    };
+                    (post_button(s, &format!("/admin/studies/{id}/state"), &[("state", to.as_str())],
+                        Some(&format!("state-{}", to.as_str())), &label))
+                }
+            }
+        }
+        h2 { "Links" }
+        ul {
+            li { "Direct link: " a href={ (public) "/s/" (x.slug) } { (public) "/s/" (x.slug) } }
+            li { "Preview as participant: " a id="preview-link" href={ "/s/" (x.slug) "?assignmentId=ASSIGNMENT_ID_NOT_AVAILABLE" } { "preview" } }
+            li { "Prolific study URL: " code { (public) "/s/" (x.slug) "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}" } }
+            li { a href={ "/admin/studies/" (id) "/results" } id="results-page-link" { b { "Results" } ": JND with CIs, plots, significance, outliers, exports" } }
+            li {
+                a href={ "/admin/studies/" (id) "/export/answers-csv?include_excluded=1" } id="results-link" { "Download answers (CSV, valid and excluded HITs, flags in columns)" }
+                ", "
+                a href={ "/admin/studies/" (id) "/export/hits-csv" } id="hits-link" { "HITs with their quality flags (CSV)" }
+            }
+        }
+        h3 { "MTurk ExternalQuestion" }
+        pre id="external-question" { (external_question(public, &x.slug)) }
+        h2 { "Progress" }
+        p id="hit-counts" {
+            "HITs started: " b id="hits-started" { (counts.started) }
+            ", completed: " b id="hits-completed" { (counts.completed) }
+            ", excluded: " b id="hits-excluded" { (counts.excluded) }
+            ", abandoned: " b id="hits-abandoned" { (counts.abandoned) }
+            ", workers: " (counts.workers)
+        }
+        p {
+            "Design: " b id="design-filled" { (full) } " of " (items.len()) " pair-and-scene items have " (r) " valid answer(s); "
+            "valid answers " b id="valid-answers" { (x.valid_answers) } " of " b id="target-answers" { (x.target_answers()) } ": "
+            b id="remaining-answers" { (x.remaining_answers()) } " still needed, about "
+            b id="remaining-hits" { (x.remaining_hits()) } " more HITs of " (x.settings.trials_per_hit) " trials (if every HIT is valid)."
+        }
+        p id="study-power" { "Power planning: " (power) " " a href={ "/admin/studies/" (id) "/results#power" } { "(details, other targets)" } }
+        table id="progress-table" {
+            tr { th { "Scene" } th { "Pair" } th { "Valid" } th { "In progress" } th { "Excluded" } th { "Abandoned" } th { "Held (load)" } }
+            @for i in &items {
+                tr {
+                    td { (i.scene) } td { (i.condition_a) " vs " (i.condition_b) }
+                    td class="valid" { (i.valid) } td { (i.in_progress) } td { (i.excluded) } td { (i.abandoned) } td { (i.load) }
+                }
+            }
+        }
+        h2 { "HITs" }
+        table id="hits" {
+            tr { th { "HIT" } th { "Platform" } th { "Assignment" } th { "Worker" } th { "Status" } th { "Answered" } th { "Flags" } th { "Excluded" } th {} }
+            @for h in &hits {
+                @let blocked = h.flags().contains(Flags::BLOCKED);
+                tr {
+                    td { (h.id) } td { (h.platform) } td { (h.assignment_key) } td { (h.worker_key) }
+                    td { (h.status_label()) } td { (h.answered) "/" (h.total) }
+                    td { (h.flags().joined()) } td { @if h.excluded != 0 { "yes" } @else { "no" } }
+                    td {
+                        @if blocked {
+                            (post_button(s, &format!("/admin/studies/{id}/unblock"), &[("worker", &h.worker_key)], None, "Unblock"))
+                            " blocked"
+                        } @else {
+                            (post_button(s, &format!("/admin/studies/{id}/block"), &[("worker", &h.worker_key)], None, "Block worker"))
+                        }
+                    }
+                }
+            }
+        }
+        (settings_form(s, &x))
+    };
+    Ok(html_page(status, page(&x.name, Some(s), body)))
+}
+
+fn settings_form(s: &Session, x: &Study) -> Markup {
     let se = &x.settings;
     let q = &se.rules;
-    let mut excl = String::new();
-    for f in super::quality::Flags::all().iter() {
-        if f == super::quality::Flags::BLOCKED {
-            continue;
+    html! {
+        h2 { "Settings" }
+        form method="post" action={ "/admin/studies/" (x.id) "/settings" } id="settings-form" class="settings" {
+            (pages::csrf(s))
+            label { "Question " input name="question" value=(se.question) size="50"; }
+            label { "Trials per HIT " input name="trials_per_hit" type="number" min="1" value=(se.trials_per_hit); }
+            label { "Attention checks per HIT " input name="checks_per_hit" type="number" min="0" max="2" value=(se.checks_per_hit); }
+            label { "Answers wanted per pair and scene " input name="repetitions" type="number" min="1" value=(se.repetitions); }
+            label { "Max HITs per worker " input name="max_hits_per_worker" type="number" min="1" value=(se.max_hits_per_worker); }
+            label { "Abandoned-HIT timeout (s) " input name="hit_timeout_s" type="number" min="10" value=(se.hit_timeout_s); }
+            label { "Approve excluded HITs for payment " input name="approve_excluded" type="checkbox" value="1" checked[se.approve_excluded]; }
+            label { "Prolific completion URL " input name="prolific_completion_url" value=(se.prolific_completion_url) size="50"; }
+            h3 { "Quality control" }
+            label { "Minimum response time (ms, server clock) " input name="min_response_ms" type="number" min="0" value=(q.min_response_ms); }
+            label { "Largest share of faster answers " input name="max_fast_share" type="number" step="any" min="0" max="1" value=(q.max_fast_share); }
+            label { "Straight-lining significance (binomial test) " input name="straight_line_alpha" type="number" step="any" min="0" max="1" value=(q.straight_line_alpha); }
+            label { "Outlier fence (dist_L) " input name="outlier_fence" type="number" step="any" min="0" value=(q.outlier_fence); }
+            label { "Rules apply per "
+                select name="qc_scope" {
+                    option value="hit" selected[q.scope == QcScope::Hit] { "HIT" }
+                    option value="worker" selected[q.scope == QcScope::Worker] { "worker (all of a worker's HITs)" }
+                }
+            }
+            fieldset {
+                legend { "Flags that exclude a HIT (blocked workers are always excluded)" }
+                @for f in (Flags::all() - Flags::BLOCKED).iter() {
+                    @let name = f.joined();
+                    label class="flag" {
+                        input type="checkbox" name={ "exclude_" (name) } value="1" checked[q.exclude.contains(f)];
+                        " " (name) ": " (f.describe())
+                    }
+                }
+            }
+            button id="save-settings" { "Save settings" }
         }
-        let name = f.names().join("");
-        let _ = write!(
-            excl,
-            "<label class=\"flag\"><input type=\"checkbox\" name=\"exclude_{name}\" value=\"1\"{}> {name}: {}</label>",
-            if q.exclude.contains(f) {
-                " checked"
-            } else {
-                ""
-            },
-            esc(f.describe())
-        );
     }
-    let _ = write!(
-        b,
-        "<h2>Settings</h2><form method=\"post\" action=\"/admin/studies/{id}/settings\" id=\"settings-form\" class=\"settings\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <label>Question <input name=\"question\" value=\"{qtext}\" size=\"50\"></label>\
-         <label>Trials per HIT <input name=\"trials_per_hit\" type=\"number\" min=\"1\" value=\"{}\"></label>\
-         <label>Attention checks per HIT <input name=\"checks_per_hit\" type=\"number\" min=\"0\" max=\"2\" value=\"{}\"></label>\
-         <label>Answers wanted per pair and scene <input name=\"repetitions\" type=\"number\" min=\"1\" value=\"{}\"></label>\
-         <label>Max HITs per worker <input name=\"max_hits_per_worker\" type=\"number\" min=\"1\" value=\"{}\"></label>\
-         <label>Abandoned-HIT timeout (s) <input name=\"hit_timeout_s\" type=\"number\" min=\"10\" value=\"{}\"></label>\
-         <label>Approve excluded HITs for payment <input name=\"approve_excluded\" type=\"checkbox\" value=\"1\"{}></label>\
-         <label>Prolific completion URL <input name=\"prolific_completion_url\" value=\"{}\" size=\"50\"></label>\
-         <h3>Quality control</h3>\
-         <label>Minimum response time (ms, server clock) <input name=\"min_response_ms\" type=\"number\" min=\"0\" value=\"{}\"></label>\
-         <label>Largest share of faster answers <input name=\"max_fast_share\" type=\"number\" step=\"any\" min=\"0\" max=\"1\" value=\"{}\"></label>\
-         <label>Straight-lining significance (binomial test) <input name=\"straight_line_alpha\" type=\"number\" step=\"any\" min=\"0\" max=\"1\" value=\"{}\"></label>\
-         <label>Outlier fence (dist_L) <input name=\"outlier_fence\" type=\"number\" step=\"any\" min=\"0\" value=\"{}\"></label>\
-         <label>Rules apply per <select name=\"qc_scope\"><option value=\"hit\"{}>HIT</option><option value=\"worker\"{}>worker (all of a worker's HITs)</option></select></label>\
-         <fieldset><legend>Flags that exclude a HIT (blocked workers are always excluded)</legend>{excl}</fieldset>\
-         <button id=\"save-settings\">Save settings</button></form>",
-        se.trials_per_hit,
-        se.checks_per_hit,
-        se.repetitions,
-        se.max_hits_per_worker,
-        se.hit_timeout_s,
-        if se.approve_excluded { " checked" } else { "" },
-        esc(&se.prolific_completion_url),
-        q.min_response_ms,
-        q.max_fast_share,
-        q.straight_line_alpha,
-        q.outlier_fence,
-        if q.scope == super::quality::QcScope::Hit {
-            " selected"
-        } else {
-            ""
-        },
-        if q.scope == super::quality::QcScope::Worker {
-            " selected"
-        } else {
-            ""
-        },
-        qtext = esc(&se.question)
-    );
-    Ok(page(&x.name, Some(s), &b).into_response())
 }
 
 #[derive(Deserialize)]
@@ -597,31 +481,33 @@ struct StateForm {
 
 async fn set_state(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    admin: Admin,
     Path(id): Path<i64>,
     Form(f): Form<StateForm>,
-) -> Response {
-    let s = match require_csrf(&st, &headers, &f.csrf).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+) -> AppResult<Response> {
+    let s = admin.checked(&f.csrf)?;
     let result = match StudyState::parse(&f.state) {
         Ok(to) => study::set_state(&st.db, id, to).await,
-        Err(e) => Err(e),
+        Err(e) => Err(AppError::BadRequest(e.to_string())),
     };
-    after(&st, &s, id, result).await
+    after(&st, s, id, result).await
 }
 
-async fn after(st: &AppState, s: &Session, id: i64, result: anyhow::Result<()>) -> Response {
+/// After a state-changing form: back to the study page, or the page again with the reason (422).
+async fn after(st: &AppState, s: &Session, id: i64, result: AppResult<()>) -> AppResult<Response> {
     match result {
-        Ok(()) => Redirect::to(&format!("/admin/studies/{id}")).into_response(),
-        Err(e) => match study_view(st, s, id, Some(format!("{e:#}"))).await {
-            Ok(mut r) => {
-                *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-                r
-            }
-            Err(e) => internal(e),
-        },
+        Ok(()) => Ok(Redirect::to(&format!("/admin/studies/{id}")).into_response()),
+        Err(e @ (AppError::Internal(_) | AppError::Unavailable(_))) => Err(e),
+        Err(e) => {
+            study_view(
+                st,
+                s,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(e.to_string()),
+            )
+            .await
+        }
     }
 }
 
@@ -650,53 +536,57 @@ struct SettingsForm {
     exclude_unverified: Option<String>,
 }
 
-async fn settings(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<i64>,
-    Form(f): Form<SettingsForm>,
-) -> Response {
-    let s = match require_csrf(&st, &headers, &f.csrf).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let result = async {
-        let scope = f.qc_scope.parse().map_err(|_| {
-            anyhow::anyhow!("qc_scope: expected hit or worker, found \"{}\"", f.qc_scope)
+impl SettingsForm {
+    fn settings(&self) -> Result<StudySettings, String> {
+        let scope = self.qc_scope.parse().map_err(|_| {
+            format!(
+                "qc_scope: expected hit or worker, found \"{}\"",
+                self.qc_scope
+            )
         })?;
-        use super::quality::Flags;
         let exclude = [
-            (&f.exclude_failed_check, Flags::FAILED_CHECK),
-            (&f.exclude_too_fast, Flags::TOO_FAST),
-            (&f.exclude_straight_line, Flags::STRAIGHT_LINE),
-            (&f.exclude_outlier, Flags::OUTLIER),
-            (&f.exclude_unverified, Flags::UNVERIFIED),
+            (&self.exclude_failed_check, Flags::FAILED_CHECK),
+            (&self.exclude_too_fast, Flags::TOO_FAST),
+            (&self.exclude_straight_line, Flags::STRAIGHT_LINE),
+            (&self.exclude_outlier, Flags::OUTLIER),
+            (&self.exclude_unverified, Flags::UNVERIFIED),
         ]
         .into_iter()
         .filter(|(v, _)| v.is_some())
         .fold(Flags::empty(), |acc, (_, flag)| acc | flag);
-        let new = StudySettings {
-            question: f.question.trim().to_string(),
-            trials_per_hit: f.trials_per_hit,
-            checks_per_hit: f.checks_per_hit,
-            repetitions: f.repetitions,
-            max_hits_per_worker: f.max_hits_per_worker,
-            hit_timeout_s: f.hit_timeout_s,
-            approve_excluded: f.approve_excluded.is_some(),
-            prolific_completion_url: f.prolific_completion_url.trim().to_string(),
-            rules: super::quality::Rules {
-                min_response_ms: f.min_response_ms,
-                max_fast_share: f.max_fast_share,
-                straight_line_alpha: f.straight_line_alpha,
-                outlier_fence: f.outlier_fence,
+        Ok(StudySettings {
+            question: self.question.trim().to_string(),
+            trials_per_hit: self.trials_per_hit,
+            checks_per_hit: self.checks_per_hit,
+            repetitions: self.repetitions,
+            max_hits_per_worker: self.max_hits_per_worker,
+            hit_timeout_s: self.hit_timeout_s,
+            approve_excluded: self.approve_excluded.is_some(),
+            prolific_completion_url: self.prolific_completion_url.trim().to_string(),
+            rules: Rules {
+                min_response_ms: self.min_response_ms,
+                max_fast_share: self.max_fast_share,
+                straight_line_alpha: self.straight_line_alpha,
+                outlier_fence: self.outlier_fence,
                 scope,
                 exclude,
             },
-        };
-        study::update_settings(&st.db, id, &new).await
+        })
     }
-    .await;
-    after(&st, &s, id, result).await
+}
+
+async fn settings(
+    State(st): State<AppState>,
+    admin: Admin,
+    Path(id): Path<i64>,
+    Form(f): Form<SettingsForm>,
+) -> AppResult<Response> {
+    let s = admin.checked(&f.csrf)?;
+    let result = match f.settings() {
+        Ok(new) => study::update_settings(&st.db, id, &new).await,
+        Err(m) => Err(AppError::BadRequest(m)),
+    };
+    after(&st, s, id, result).await
 }
 
 #[derive(Deserialize)]
@@ -707,29 +597,23 @@ struct WorkerForm {
 
 async fn block(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    admin: Admin,
     Path(id): Path<i64>,
     Form(f): Form<WorkerForm>,
-) -> Response {
-    let s = match require_csrf(&st, &headers, &f.csrf).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+) -> AppResult<Response> {
+    let s = admin.checked(&f.csrf)?;
     let result =
         study::block_worker(&st.db, id, &f.worker, &format!("blocked by {}", s.username)).await;
-    after(&st, &s, id, result).await
+    after(&st, s, id, result).await
 }
 
 async fn unblock(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    admin: Admin,
     Path(id): Path<i64>,
     Form(f): Form<WorkerForm>,
-) -> Response {
-    let s = match require_csrf(&st, &headers, &f.csrf).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+) -> AppResult<Response> {
+    let s = admin.checked(&f.csrf)?;
     let result = study::unblock_worker(&st.db, id, &f.worker).await;
-    after(&st, &s, id, result).await
+    after(&st, s, id, result).await
 }

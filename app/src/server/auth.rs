@@ -203,6 +203,16 @@ pub async fn session(db: &Db, token: &str) -> anyhow::Result<Option<Session>> {
 }
 
 impl Session {
+    /// A session that exists only in a test (templates).
+    #[cfg(test)]
+    pub fn for_test(username: &str, csrf: &str) -> Session {
+        Session {
+            username: username.into(),
+            csrf: csrf.into(),
+            token_hash: String::new(),
+        }
+    }
+
     /// Constant-time comparison of a submitted CSRF token.
     pub fn csrf_ok(&self, submitted: &str) -> bool {
         use subtle::ConstantTimeEq;

@@ -28,6 +28,10 @@ pub enum AppError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
@@ -90,6 +94,8 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -161,6 +167,22 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
                 .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
         }
         _ => false,
+    }
+}
+
+/// Whether an error of code that reports with `anyhow` came from the database (rather than from the
+/// input it was checking): such errors are 5xx, never shown as the user's mistake.
+pub fn is_infrastructure(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<sqlx::Error>().is_some())
+}
+
+/// An error of code that reports with `anyhow`, where everything but a database failure is the client's:
+/// the database failure stays 5xx, anything else becomes `kind(message)`.
+pub fn refusal(e: anyhow::Error, kind: impl FnOnce(String) -> AppError) -> AppError {
+    if is_infrastructure(&e) {
+        AppError::from(e)
+    } else {
+        kind(format!("{e:#}"))
     }
 }
 

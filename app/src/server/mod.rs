@@ -11,6 +11,7 @@ pub mod export;
 pub mod fault;
 pub mod limits;
 pub mod media;
+pub mod pages;
 pub mod plots;
 pub mod power;
 pub mod quality;

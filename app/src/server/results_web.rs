@@ -1,21 +1,25 @@
 //! HTTP side of the results: the admin results page (tables + inline SVG plots), plot and export
 //! downloads, the API-token admin page, and the token-authenticated results JSON API.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::AppState;
-use super::admin::{esc, internal, page, require, require_csrf};
+use super::admin::{Admin, CsrfForm};
+use super::auth::Session;
 use super::export::{self, FORMATS, Format};
+use super::fault::{AppError, AppResult, refusal};
+use super::pages::{self, f2, matrix, page, post_button};
 use super::plots::{self, PLOTS, Plot};
 use super::power::{self, PowerReport};
+use super::quality::Flags;
 use super::results::{self, MAX_WEB_REPLICATES, ObserverUnit, ResultsOptions, StudyResults};
 use super::study::{self, Study};
 use super::tokens;
@@ -47,8 +51,12 @@ pub struct ResultsQuery {
 }
 
 impl ResultsQuery {
-    /// The options, or the message of a 400 response.
-    fn options(&self) -> Result<ResultsOptions, String> {
+    /// The options, or a 400 naming the field.
+    fn options(&self) -> AppResult<ResultsOptions> {
+        self.parse_options().map_err(AppError::BadRequest)
+    }
+
+    fn parse_options(&self) -> Result<ResultsOptions, String> {
         let mut o = ResultsOptions::default();
         if let Some(s) = self.observer.as_deref().filter(|s| !s.is_empty()) {
             o.observer = ObserverUnit::parse(s).map_err(|e| e.to_string())?;
@@ -74,21 +82,16 @@ impl ResultsQuery {
         Ok(o)
     }
 
-    /// The power planning's target, or the message of a 400 response.
-    fn target(&self) -> Result<(f64, WidthSummary), String> {
-        Ok((
-            power::parse_target(self.target.as_deref())?,
-            power::parse_summary(self.width.as_deref())?,
-        ))
+    /// The power planning's target, or a 400 naming the field.
+    fn target(&self) -> AppResult<(f64, WidthSummary)> {
+        let t = power::parse_target(self.target.as_deref()).map_err(AppError::BadRequest)?;
+        let w = power::parse_summary(self.width.as_deref()).map_err(AppError::BadRequest)?;
+        Ok((t, w))
     }
 }
 
 /// Rows of the outlier table shown (worst first; all of them are in the JSON export).
 const OUTLIER_ROWS: usize = 50;
-
-fn bad_request(message: String) -> Response {
-    (StatusCode::BAD_REQUEST, message).into_response()
-}
 
 /// The query string that reproduces `o` (for links).
 fn query_string(o: &ResultsOptions) -> String {
@@ -105,194 +108,191 @@ fn no_progress() -> Arc<dyn Fn() + Send + Sync> {
     Arc::new(|| {})
 }
 
-async fn load(
-    st: &AppState,
-    id: i64,
-    o: &ResultsOptions,
-) -> Result<(Study, StudyResults), Response> {
-    let s = match study::by_id(&st.db, id).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Err((StatusCode::NOT_FOUND, format!("no study {id}")).into_response()),
-        Err(e) => return Err(internal(e)),
-    };
-    let r = results::results(&st.db, id, o, no_progress())
-        .await
-        .map_err(internal)?;
+async fn load(st: &AppState, id: i64, o: &ResultsOptions) -> AppResult<(Study, StudyResults)> {
+    let s = study::by_id(&st.db, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no study {id}")))?;
+    let r = results::results(&st.db, id, o, no_progress()).await?;
     Ok((s, r))
 }
 
-fn f2(v: f64) -> String {
-    format!("{v:.2}")
+fn ci_text(l: Option<&Vec<f64>>, h: Option<&Vec<f64>>, i: usize) -> String {
+    match (l, h) {
+        (Some(l), Some(h)) => format!("[{}, {}]", f2(l[i]), f2(h[i])),
+        _ => "-".into(),
+    }
 }
 
-fn pooled_table(b: &mut String, r: &StudyResults) {
+fn pooled_table(r: &StudyResults) -> Markup {
     let Some(p) = &r.pooled else {
-        b.push_str("<p id=\"no-scores\">No scores yet.</p>");
-        return;
+        return html! { p id="no-scores" { "No scores yet." } };
     };
     let mut order: Vec<usize> = (0..p.conditions.len()).collect();
     order.sort_by(|&a, &c| p.jnd[c].total_cmp(&p.jnd[a]));
-    let _ = write!(
-        b,
-        "<table id=\"jnd-table\"><tr><th>Condition</th><th>JND</th><th>95% CI</th><th>Mean PSNR (dB)</th></tr>"
-    );
-    for i in order {
-        let ci = match (&p.ci_low, &p.ci_high) {
-            (Some(l), Some(h)) => format!("[{}, {}]", f2(l[i]), f2(h[i])),
-            _ => "-".into(),
-        };
-        let psnr = r
-            .mean_psnr
-            .get(i)
-            .copied()
-            .flatten()
-            .map(f2)
-            .unwrap_or_else(|| "-".into());
-        let _ = write!(
-            b,
-            "<tr class=\"jnd-row\" data-condition=\"{c}\" data-jnd=\"{j}\"><td>{c}</td><td>{jf}</td><td>{ci}</td><td>{psnr}</td></tr>",
-            c = esc(&p.conditions[i]),
-            j = p.jnd[i],
-            jf = f2(p.jnd[i])
-        );
+    html! {
+        table id="jnd-table" {
+            tr { th { "Condition" } th { "JND" } th { "95% CI" } th { "Mean PSNR (dB)" } }
+            @for i in order {
+                tr class="jnd-row" data-condition=(p.conditions[i]) data-jnd=(p.jnd[i]) {
+                    td { (p.conditions[i]) }
+                    td { (f2(p.jnd[i])) }
+                    td { (ci_text(p.ci_low.as_ref(), p.ci_high.as_ref(), i)) }
+                    td { (r.mean_psnr.get(i).copied().flatten().map(f2).unwrap_or_else(|| "-".into())) }
+                }
+            }
+        }
+        p { (p.observers) " observers, " (p.answers) " answers, " (p.replicates_used) " bootstrap replicates used." }
     }
-    let _ = write!(
-        b,
-        "</table><p>{} observers, {} answers, {} bootstrap replicates used.</p>",
-        p.observers, p.answers, p.replicates_used
-    );
 }
 
-fn scene_table(b: &mut String, r: &StudyResults) {
-    let Some(p) = &r.pooled else { return };
-    b.push_str("<h2>Per scene</h2><table id=\"scene-table\"><tr><th>Condition</th>");
-    for s in &r.per_scene {
-        let _ = write!(b, "<th>{}</th>", esc(&s.scene));
-    }
-    b.push_str("</tr>");
-    for c in &p.conditions {
-        let _ = write!(b, "<tr><td>{}</td>", esc(c));
-        for s in &r.per_scene {
-            let cell = s.result.as_ref().and_then(|x| {
+fn scene_table(r: &StudyResults) -> Markup {
+    let Some(p) = &r.pooled else { return html! {} };
+    let cell = |s: &results::SceneResult, c: &str| {
+        s.result
+            .as_ref()
+            .and_then(|x| {
                 let i = x.conditions.iter().position(|k| k == c)?;
                 Some(match (&x.ci_low, &x.ci_high) {
                     (Some(l), Some(h)) => format!("{} [{}, {}]", f2(x.jnd[i]), f2(l[i]), f2(h[i])),
                     _ => f2(x.jnd[i]),
                 })
-            });
-            let _ = write!(b, "<td>{}</td>", cell.unwrap_or_else(|| "-".into()));
-        }
-        b.push_str("</tr>");
-    }
-    b.push_str("</table>");
-    for s in r.per_scene.iter().filter(|s| !s.warnings.is_empty()) {
-        let _ = write!(
-            b,
-            "<p class=\"notice\">Scene {}: {}</p>",
-            esc(&s.scene),
-            esc(&s.warnings.join("; "))
-        );
-    }
-}
-
-fn matrix_table(b: &mut String, id: &str, names: &[String], cell: impl Fn(usize, usize) -> String) {
-    let _ = write!(b, "<table id=\"{id}\"><tr><th></th>");
-    for n in names {
-        let _ = write!(b, "<th>{}</th>", esc(n));
-    }
-    b.push_str("</tr>");
-    for (i, n) in names.iter().enumerate() {
-        let _ = write!(b, "<tr><th>{}</th>", esc(n));
-        for j in 0..names.len() {
-            let _ = write!(b, "<td>{}</td>", cell(i, j));
-        }
-        b.push_str("</tr>");
-    }
-    b.push_str("</table>");
-}
-
-fn power_section(b: &mut String, x: &Study, r: &StudyResults, p: &PowerReport) {
-    let o = &r.options;
-    let _ = write!(
-        b,
-        "<h2 id=\"power\">Power planning</h2>\
-         <p>How many more comparisons until the width of the pooled 95% CIs (the mean over conditions, or the widest) reaches the target: \
-         synthetic studies drawn from the fitted scores (Thurstone case V) over the study's pairs, \
-         {} per candidate total, scaled like the data; the width is the 2.5-97.5 percentile spread of \
-         each condition's score. It assumes observers agree with the model: with disagreeing observers \
-         the bootstrap CIs are wider than simulated.</p>\
-         <form method=\"get\" action=\"/admin/studies/{id}/results#power\" id=\"power-form\" class=\"settings\">\
-         <input type=\"hidden\" name=\"observer\" value=\"{}\">\
-         <input type=\"hidden\" name=\"include_excluded\" value=\"{}\">\
-         <input type=\"hidden\" name=\"replicates\" value=\"{}\">\
-         <input type=\"hidden\" name=\"seed\" value=\"{}\">\
-         <label>Target CI width (JND) <input type=\"number\" name=\"target\" id=\"power-target\" min=\"0.01\" \
-         max=\"{}\" step=\"0.01\" value=\"{}\"></label> \
-         <label>for the <select name=\"width\" id=\"power-width\"><option value=\"mean\"{}>mean</option>\
-         <option value=\"max\"{}>widest</option></select> CI</label> <button id=\"apply-target\">Estimate</button></form>",
-        power::REPLICATES,
-        o.observer.as_str(),
-        u8::from(o.include_excluded),
-        o.replicates,
-        o.seed,
-        power::MAX_TARGET,
-        p.target,
-        if p.summary == WidthSummary::Mean {
-            " selected"
-        } else {
-            ""
-        },
-        if p.summary == WidthSummary::Max {
-            " selected"
-        } else {
-            ""
-        },
-        id = x.id
-    );
-    let Some(plan) = &p.plan else {
-        let _ = write!(
-            b,
-            "<p class=\"notice\" id=\"power-status\">{}</p>",
-            esc(&p.status())
-        );
-        return;
+            })
+            .unwrap_or_else(|| "-".into())
     };
-    let opt = |v: Option<f64>| v.map(f2).unwrap_or_else(|| "-".into());
-    let hits = p.additional_hits.unwrap_or(0);
-    let _ = write!(
-        b,
-        "<table id=\"power-table\"><tr><th>{w} CI width now (bootstrap)</th><th>{w} CI width now (simulated)</th>\
-         <th>Target</th><th>Comparisons so far</th><th>Comparisons needed</th><th>Additional comparisons</th>\
-         <th>Additional HITs ({} pair trials each)</th></tr>\
-         <tr><td id=\"power-bootstrap-width\">{}</td><td id=\"power-current-width\">{}</td><td id=\"power-target-value\">{}</td>\
-         <td id=\"power-current\">{}</td><td id=\"power-needed\">{}</td><td id=\"power-additional\">{}</td>\
-         <td id=\"power-hits\">{}</td></tr></table>",
-        p.trials_per_hit,
-        opt(p.bootstrap_width),
-        opt(plan.current_width),
-        f2(p.target),
-        plan.current_comparisons,
-        plan.needed_comparisons,
-        plan.additional_comparisons,
-        hits,
-        w = match p.summary {
-            WidthSummary::Mean => "Mean",
-            WidthSummary::Max => "Widest",
+    html! {
+        h2 { "Per scene" }
+        table id="scene-table" {
+            tr { th { "Condition" } @for s in &r.per_scene { th { (s.scene) } } }
+            @for c in &p.conditions {
+                tr { td { (c) } @for s in &r.per_scene { td { (cell(s, c)) } } }
+            }
         }
-    );
-    let status = p.status();
-    let _ = write!(b, "<p id=\"power-status\">{}</p>", esc(&status));
-    for n in &p.notes {
-        let _ = write!(b, "<p class=\"notice\">{}</p>", esc(n));
+        @for s in r.per_scene.iter().filter(|s| !s.warnings.is_empty()) {
+            p class="notice" { "Scene " (s.scene) ": " (s.warnings.join("; ")) }
+        }
     }
-    match power::svg(p) {
-        Ok(Some(svg)) => {
-            let _ = write!(b, "<figure class=\"plot\" id=\"plot-power\">{svg}</figure>");
+}
+
+fn power_section(x: &Study, r: &StudyResults, p: &PowerReport) -> Markup {
+    let o = &r.options;
+    let opt = |v: Option<f64>| v.map(f2).unwrap_or_else(|| "-".into());
+    let w = match p.summary {
+        WidthSummary::Mean => "Mean",
+        WidthSummary::Max => "Widest",
+    };
+    html! {
+        h2 id="power" { "Power planning" }
+        p {
+            "How many more comparisons until the width of the pooled 95% CIs (the mean over conditions, or the widest) \
+             reaches the target: synthetic studies drawn from the fitted scores (Thurstone case V) over the study's pairs, "
+            (power::REPLICATES) " per candidate total, scaled like the data; the width is the 2.5-97.5 percentile spread of \
+             each condition's score. It assumes observers agree with the model: with disagreeing observers the bootstrap \
+             CIs are wider than simulated."
         }
-        Ok(None) => {}
-        Err(e) => {
-            let _ = write!(b, "<p class=\"error\">{}</p>", esc(&format!("{e:#}")));
+        form method="get" action={ "/admin/studies/" (x.id) "/results#power" } id="power-form" class="settings" {
+            input type="hidden" name="observer" value=(o.observer.as_str());
+            input type="hidden" name="include_excluded" value=(u8::from(o.include_excluded));
+            input type="hidden" name="replicates" value=(o.replicates);
+            input type="hidden" name="seed" value=(o.seed);
+            label { "Target CI width (JND) "
+                input type="number" name="target" id="power-target" min="0.01" max=(power::MAX_TARGET) step="0.01" value=(p.target); }
+            " "
+            label { "for the "
+                select name="width" id="power-width" {
+                    option value="mean" selected[p.summary == WidthSummary::Mean] { "mean" }
+                    option value="max" selected[p.summary == WidthSummary::Max] { "widest" }
+                }
+                " CI"
+            }
+            " " button id="apply-target" { "Estimate" }
         }
+        @if let Some(plan) = &p.plan {
+            table id="power-table" {
+                tr {
+                    th { (w) " CI width now (bootstrap)" } th { (w) " CI width now (simulated)" } th { "Target" }
+                    th { "Comparisons so far" } th { "Comparisons needed" } th { "Additional comparisons" }
+                    th { "Additional HITs (" (p.trials_per_hit) " pair trials each)" }
+                }
+                tr {
+                    td id="power-bootstrap-width" { (opt(p.bootstrap_width)) }
+                    td id="power-current-width" { (opt(plan.current_width)) }
+                    td id="power-target-value" { (f2(p.target)) }
+                    td id="power-current" { (plan.current_comparisons) }
+                    td id="power-needed" { (plan.needed_comparisons) }
+                    td id="power-additional" { (plan.additional_comparisons) }
+                    td id="power-hits" { (p.additional_hits.unwrap_or(0)) }
+                }
+            }
+            p id="power-status" { (p.status()) }
+            @for n in &p.notes { p class="notice" { (n) } }
+            @match power::svg(p) {
+                Ok(Some(svg)) => figure class="plot" id="plot-power" { (pages::svg(&svg)) },
+                Ok(None) => {},
+                Err(e) => p class="error" { (format!("{e:#}")) },
+            }
+        } @else {
+            p class="notice" id="power-status" { (p.status()) }
+        }
+    }
+}
+
+fn counts_section(r: &StudyResults) -> Markup {
+    let c = &r.counts;
+    html! {
+        h2 { "Counts" }
+        table id="counts" {
+            tr {
+                th { "Answers" } th { "Valid" } th { "Used" } th { "Left out: excluded" } th { "in progress" }
+                th { "abandoned" } th { "Valid but flagged" } th { "HITs" } th { "Excluded HITs" } th { "Workers" }
+                th { "Observers used" }
+            }
+            tr {
+                td id="answers-total" { (c.answers_total) } td id="answers-valid" { (c.answers_valid) }
+                td id="answers-used" { (c.answers_used) } td id="answers-excluded" { (c.answers_excluded) }
+                td id="answers-in-progress" { (c.answers_in_progress) } td id="answers-abandoned" { (c.answers_abandoned) }
+                td id="answers-flagged-kept" { (c.answers_flagged_kept) } td { (c.hits) }
+                td id="hits-excluded" { (c.hits_excluded) } td { (c.workers) } td id="observers-used" { (c.observers_used) }
+            }
+        }
+        @if !c.excluded_by.is_empty() {
+            table id="excluded-by" {
+                tr { th { "Excluded answers by flag" } th { "Answers" } }
+                @for (flag, n) in &c.excluded_by { tr { td { (flag) } td id={ "excluded-" (flag) } { (n) } } }
+            }
+        }
+    }
+}
+
+fn outliers_section(r: &StudyResults) -> Markup {
+    if r.outliers.is_empty() {
+        return html! {};
+    }
+    let mut rows: Vec<_> = r.outliers.iter().collect();
+    rows.sort_by(|a, c| {
+        c.dist_l
+            .unwrap_or(f64::INFINITY)
+            .total_cmp(&a.dist_l.unwrap_or(f64::INFINITY))
+    });
+    let hidden = rows.len().saturating_sub(OUTLIER_ROWS);
+    html! {
+        h2 { "Observer outliers" }
+        p {
+            "pwcmp's screen of the valid answers, observer = " (results::screen_unit(&r.rules).as_str())
+            ": leave-one-out log10 likelihood per observer; dist_L ≥ " (r.rules.outlier_fence)
+            " flags an outlier (" @if r.rules.exclude.contains(Flags::OUTLIER) { "excluded" } @else { "flagged, kept" }
+            " by this study's rules)."
+        }
+        table id="outliers" {
+            tr { th { "Observer" } th { "log10 L" } th { "dist_L" } th { "Outlier" } }
+            @for o in rows.iter().take(OUTLIER_ROWS) {
+                tr {
+                    td { (o.observer) } td { (format!("{:.3}", o.log_likelihood)) }
+                    td { (o.dist_l.map(f2).unwrap_or_else(|| "-".into())) }
+                    td { @if o.outlier { "yes" } @else { "no" } }
+                }
+            }
+        }
+        @if hidden > 0 { p { (hidden) " more observers with smaller dist_L are in the JSON export." } }
     }
 }
 
@@ -302,212 +302,86 @@ fn results_body(
     r: &StudyResults,
     p: &PowerReport,
     times: &[(i64, bool)],
-) -> String {
+) -> Markup {
     let o = &r.options;
-    let q = esc(&query_string(o));
+    let q = query_string(o);
     let id = x.id;
-    let mut b = String::new();
-    let _ = write!(
-        b,
-        "<p><a href=\"/admin/studies/{id}\">Back to the study</a></p>\
-         <form method=\"get\" action=\"/admin/studies/{id}/results\" id=\"results-options\" class=\"settings\">\
-         <label>Observer <select name=\"observer\"><option value=\"hit\"{}>HIT</option><option value=\"worker\"{}>worker</option></select></label>\
-         <label>Include excluded HITs <input type=\"checkbox\" name=\"include_excluded\" value=\"1\"{}></label>\
-         <label>Bootstrap replicates <input type=\"number\" name=\"replicates\" min=\"0\" max=\"{MAX_WEB_REPLICATES}\" value=\"{}\"></label>\
-         <label>Seed <input type=\"number\" name=\"seed\" min=\"0\" value=\"{}\"></label>\
-         <button id=\"apply-options\">Recompute</button></form>",
-        if o.observer == ObserverUnit::Hit {
-            " selected"
-        } else {
-            ""
-        },
-        if o.observer == ObserverUnit::Worker {
-            " selected"
-        } else {
-            ""
-        },
-        if o.include_excluded { " checked" } else { "" },
-        o.replicates,
-        o.seed
-    );
-    let c = &r.counts;
-    let _ = write!(
-        b,
-        "<h2>Counts</h2><table id=\"counts\"><tr><th>Answers</th><th>Valid</th><th>Used</th>\
-         <th>Left out: excluded</th><th>in progress</th><th>abandoned</th><th>Valid but flagged</th>\
-         <th>HITs</th><th>Excluded HITs</th><th>Workers</th><th>Observers used</th></tr>\
-         <tr><td id=\"answers-total\">{}</td><td id=\"answers-valid\">{}</td><td id=\"answers-used\">{}</td>\
-         <td id=\"answers-excluded\">{}</td><td id=\"answers-in-progress\">{}</td><td id=\"answers-abandoned\">{}</td>\
-         <td id=\"answers-flagged-kept\">{}</td><td>{}</td><td id=\"hits-excluded\">{}</td><td>{}</td>\
-         <td id=\"observers-used\">{}</td></tr></table>",
-        c.answers_total,
-        c.answers_valid,
-        c.answers_used,
-        c.answers_excluded,
-        c.answers_in_progress,
-        c.answers_abandoned,
-        c.answers_flagged_kept,
-        c.hits,
-        c.hits_excluded,
-        c.workers,
-        c.observers_used
-    );
-    if !c.excluded_by.is_empty() {
-        b.push_str(
-            "<table id=\"excluded-by\"><tr><th>Excluded answers by flag</th><th>Answers</th></tr>",
-        );
-        for (flag, n) in &c.excluded_by {
-            let _ = write!(
-                b,
-                "<tr><td>{}</td><td id=\"excluded-{}\">{n}</td></tr>",
-                esc(flag),
-                esc(flag)
-            );
-        }
-        b.push_str("</table>");
-    }
-    for w in &r.warnings {
-        let _ = write!(b, "<p class=\"notice\">{}</p>", esc(w));
-    }
-    b.push_str("<h2>JND per condition (pooled over scenes)</h2>");
-    pooled_table(&mut b, r);
-    for p in PLOTS {
-        match plots::svg(p, r, times) {
-            Ok(Some(svg)) => {
-                let _ = write!(
-                    b,
-                    "<figure class=\"plot\" id=\"plot-{name}\">{svg}<figcaption><a href=\"/admin/studies/{id}/plots/{name}?{q}\" download>Download {name}</a></figcaption></figure>",
-                    name = p.file_name()
-                );
-            }
-            Ok(None) => {}
-            Err(e) => {
-                let _ = write!(b, "<p class=\"error\">{}</p>", esc(&format!("{e:#}")));
-            }
-        }
-    }
-    power_section(&mut b, x, r, p);
-    scene_table(&mut b, r);
-    if let (Some(p), Some(s)) = (&r.pooled, &r.significance) {
-        let _ = write!(
-            b,
-            "<h2>Significance</h2><p>Two-tailed p-values of a z-test on the bootstrap covariance; <b>bold</b>: p &lt; {}.</p>",
-            s.alpha
-        );
-        matrix_table(&mut b, "significance", &p.conditions, |i, j| {
-            if i == j {
-                "-".into()
-            } else if s.significant[i][j] {
-                format!("<b class=\"significant\">{:.3}</b>", s.p_value[i][j])
-            } else {
-                format!("{:.3}", s.p_value[i][j])
-            }
-        });
-    }
-    if let Some(p) = &r.pooled {
-        b.push_str("<h2>Comparison counts</h2><p>Row i, column j: times i was chosen over j.</p>");
-        matrix_table(&mut b, "count-matrix", &p.conditions, |i, j| {
-            if i == j {
-                "-".into()
-            } else {
-                format!("{}", r.count_matrix[i][j])
-            }
-        });
-    }
-    if !r.outliers.is_empty() {
-        let _ = write!(
-            b,
-            "<h2>Observer outliers</h2><p>pwcmp's screen of the valid answers, observer = {}: leave-one-out log10 \
-             likelihood per observer; dist_L &ge; {} flags an outlier ({} by this study's rules).</p>\
-             <table id=\"outliers\"><tr><th>Observer</th><th>log10 L</th><th>dist_L</th><th>Outlier</th></tr>",
-            super::results::screen_unit(&r.rules).as_str(),
-            r.rules.outlier_fence,
-            if r.rules.exclude.contains(super::quality::Flags::OUTLIER) {
-                "excluded"
-            } else {
-                "flagged, kept"
-            }
-        );
-        let mut rows_sorted: Vec<_> = r.outliers.iter().collect();
-        rows_sorted.sort_by(|a, c| {
-            c.dist_l
-                .unwrap_or(f64::INFINITY)
-                .total_cmp(&a.dist_l.unwrap_or(f64::INFINITY))
-        });
-        let hidden = rows_sorted.len().saturating_sub(OUTLIER_ROWS);
-        for o in rows_sorted.into_iter().take(OUTLIER_ROWS) {
-            let _ = write!(
-                b,
-                "<tr><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td></tr>",
-                esc(&o.observer),
-                o.log_likelihood,
-                o.dist_l.map(f2).unwrap_or_else(|| "-".into()),
-                if o.outlier { "yes" } else { "no" }
-            );
-        }
-        b.push_str("</table>");
-        if hidden > 0 {
-            let _ = write!(
-                b,
-                "<p>{hidden} more observers with smaller dist_L are in the JSON export.</p>"
-            );
-        }
-    }
-    b.push_str("<h2>Downloads</h2><ul id=\"downloads\">");
-    for f in FORMATS {
-        let _ = write!(
-            b,
-            "<li><a href=\"/admin/studies/{id}/export/{fmt}?{q}\" id=\"export-{fmt}\">{file}</a></li>",
-            fmt = f.as_str(),
-            file = esc(&f.file_name(&x.slug))
-        );
-    }
     let public = st.public_url.trim_end_matches('/');
-    let _ = write!(
-        b,
-        "</ul><h2>API</h2><p>For scripts: <code>curl -H \"Authorization: Bearer TOKEN\" \"{}/api/studies/{id}/results?{}\"</code> \
-         returns this page's data as JSON. <a href=\"/admin/tokens\">Manage API tokens</a>.</p>\
-         <p><small>Computed {} (data version {}).</small></p>",
-        esc(public),
-        q,
-        r.computed_at_ms,
-        esc(&r.data_version)
-    );
-    b
+    html! {
+        p { a href={ "/admin/studies/" (id) } { "Back to the study" } }
+        form method="get" action={ "/admin/studies/" (id) "/results" } id="results-options" class="settings" {
+            label { "Observer "
+                select name="observer" {
+                    option value="hit" selected[o.observer == ObserverUnit::Hit] { "HIT" }
+                    option value="worker" selected[o.observer == ObserverUnit::Worker] { "worker" }
+                }
+            }
+            label { "Include excluded HITs " input type="checkbox" name="include_excluded" value="1" checked[o.include_excluded]; }
+            label { "Bootstrap replicates " input type="number" name="replicates" min="0" max=(MAX_WEB_REPLICATES) value=(o.replicates); }
+            label { "Seed " input type="number" name="seed" min="0" value=(o.seed); }
+            button id="apply-options" { "Recompute" }
+        }
+        (counts_section(r))
+        @for w in &r.warnings { p class="notice" { (w) } }
+        h2 { "JND per condition (pooled over scenes)" }
+        (pooled_table(r))
+        @for plot in PLOTS {
+            @match plots::svg(plot, r, times) {
+                Ok(Some(svg)) => figure class="plot" id={ "plot-" (plot.file_name()) } {
+                    (pages::svg(&svg))
+                    figcaption { a href={ "/admin/studies/" (id) "/plots/" (plot.file_name()) "?" (q) } download { "Download " (plot.file_name()) } }
+                },
+                Ok(None) => {},
+                Err(e) => p class="error" { (format!("{e:#}")) },
+            }
+        }
+        (power_section(x, r, p))
+        (scene_table(r))
+        @if let (Some(pooled), Some(s)) = (&r.pooled, &r.significance) {
+            h2 { "Significance" }
+            p { "Two-tailed p-values of a z-test on the bootstrap covariance; " b { "bold" } ": p < " (s.alpha) "." }
+            (matrix("significance", &pooled.conditions, |i, j| html! {
+                @if i == j { "-" }
+                @else if s.significant[i][j] { b class="significant" { (format!("{:.3}", s.p_value[i][j])) } }
+                @else { (format!("{:.3}", s.p_value[i][j])) }
+            }))
+        }
+        @if let Some(pooled) = &r.pooled {
+            h2 { "Comparison counts" }
+            p { "Row i, column j: times i was chosen over j." }
+            (matrix("count-matrix", &pooled.conditions, |i, j| html! {
+                @if i == j { "-" } @else { (r.count_matrix[i][j]) }
+            }))
+        }
+        (outliers_section(r))
+        h2 { "Downloads" }
+        ul id="downloads" {
+            @for f in FORMATS {
+                li { a href={ "/admin/studies/" (id) "/export/" (f.as_str()) "?" (q) } id={ "export-" (f.as_str()) } { (f.file_name(&x.slug)) } }
+            }
+        }
+        h2 { "API" }
+        p {
+            "For scripts: " code { "curl -H \"Authorization: Bearer TOKEN\" \"" (public) "/api/studies/" (id) "/results?" (q) "\"" }
+            " returns this page's data as JSON. " a href="/admin/tokens" { "Manage API tokens" } "."
+        }
+        p { small { "Computed " (r.computed_at_ms) " (data version " (r.data_version) ")." } }
+    }
 }
 
 async fn results_page(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    admin: Admin,
     Path(id): Path<i64>,
     Query(q): Query<ResultsQuery>,
-) -> Response {
-    let s = match require(&st, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let o = match q.options() {
-        Ok(o) => o,
-        Err(m) => return bad_request(m),
-    };
-    let (target, summary) = match q.target() {
-        Ok(t) => t,
-        Err(m) => return bad_request(m),
-    };
-    let (x, r) = match load(&st, id, &o).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let p = match power::power(&st.db, &x, &r, target, summary).await {
-        Ok(p) => p,
-        Err(e) => return internal(e),
-    };
-    let times = match results::answer_times(&st.db, id).await {
-        Ok(v) => v,
-        Err(e) => return internal(e),
-    };
+) -> AppResult<Response> {
+    let o = q.options()?;
+    let (target, summary) = q.target()?;
+    let (x, r) = load(&st, id, &o).await?;
+    let p = power::power(&st.db, &x, &r, target, summary).await?;
+    let times = results::answer_times(&st.db, id).await?;
     let body = results_body(&st, &x, &r, &p, &times);
-    page(&format!("Results: {}", x.name), Some(&s), &body).into_response()
+    Ok(page(&format!("Results: {}", x.name), Some(&admin.0), body).into_response())
 }
 
 fn attachment(content_type: &'static str, file: &str, bytes: Vec<u8>) -> Response {
@@ -520,78 +394,50 @@ fn attachment(content_type: &'static str, file: &str, bytes: Vec<u8>) -> Respons
 
 async fn plot(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
     Path((id, name)): Path<(i64, String)>,
     Query(q): Query<ResultsQuery>,
-) -> Response {
-    if let Err(r) = require(&st, &headers).await {
-        return r;
-    }
-    let Some(p) = Plot::parse(&name) else {
+) -> AppResult<Response> {
+    let p = Plot::parse(&name).ok_or_else(|| {
         let names: Vec<_> = PLOTS.iter().map(|p| p.file_name()).collect();
-        return (
-            StatusCode::NOT_FOUND,
-            format!("no plot \"{name}\" (expected one of {})", names.join(", ")),
-        )
-            .into_response();
-    };
-    let o = match q.options() {
-        Ok(o) => o,
-        Err(m) => return bad_request(m),
-    };
-    let (x, r) = match load(&st, id, &o).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+        AppError::NotFound(format!(
+            "no plot \"{name}\" (expected one of {})",
+            names.join(", ")
+        ))
+    })?;
+    let o = q.options()?;
+    let (x, r) = load(&st, id, &o).await?;
     let times = if p == Plot::AnswersOverTime {
-        match results::answer_times(&st.db, id).await {
-            Ok(v) => v,
-            Err(e) => return internal(e),
-        }
+        results::answer_times(&st.db, id).await?
     } else {
         Vec::new()
     };
-    match plots::svg(p, &r, &times) {
-        Ok(Some(svg)) => attachment(
+    match plots::svg(p, &r, &times)? {
+        Some(svg) => Ok(attachment(
             "image/svg+xml",
             &format!("{}-{}", x.slug, p.file_name()),
             svg.into_bytes(),
-        ),
-        Ok(None) => (
-            StatusCode::NOT_FOUND,
-            format!("nothing to draw for {} yet", p.file_name()),
-        )
-            .into_response(),
-        Err(e) => internal(e),
+        )),
+        None => Err(AppError::NotFound(format!(
+            "nothing to draw for {} yet",
+            p.file_name()
+        ))),
     }
 }
 
 async fn download(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
     Path((id, format)): Path<(i64, String)>,
     Query(q): Query<ResultsQuery>,
-) -> Response {
-    if let Err(r) = require(&st, &headers).await {
-        return r;
-    }
-    let f = match Format::parse(&format) {
-        Ok(f) => f,
-        Err(e) => return (StatusCode::NOT_FOUND, e.to_string()).into_response(),
-    };
-    let o = match q.options() {
-        Ok(o) => o,
-        Err(m) => return bad_request(m),
-    };
-    let x = match study::by_id(&st.db, id).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return (StatusCode::NOT_FOUND, format!("no study {id}")).into_response(),
-        Err(e) => return internal(e),
-    };
-    match export::export(&st.db, id, f, &o, no_progress()).await {
-        Ok(bytes) => attachment(f.content_type(), &f.file_name(&x.slug), bytes),
-        Err(e) => internal(e),
-    }
+) -> AppResult<Response> {
+    let f = Format::parse(&format).map_err(|e| AppError::NotFound(e.to_string()))?;
+    let o = q.options()?;
+    let x = study::by_id(&st.db, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no study {id}")))?;
+    let bytes = export::export(&st.db, id, f, &o, no_progress()).await?;
+    Ok(attachment(f.content_type(), &f.file_name(&x.slug), bytes))
 }
 
 /// The token of an `Authorization: Bearer TOKEN` header.
@@ -604,9 +450,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// 401 with the JSON body and `WWW-Authenticate` header scripts expect.
 fn unauthorized(msg: &str) -> Response {
     let mut r = (
-        StatusCode::UNAUTHORIZED,
+        axum::http::StatusCode::UNAUTHORIZED,
         axum::Json(serde_json::json!({ "error": msg })),
     )
         .into_response();
@@ -622,33 +469,20 @@ async fn api_results(
     headers: HeaderMap,
     Path(id): Path<i64>,
     Query(q): Query<ResultsQuery>,
-) -> Response {
+) -> AppResult<Response> {
     let Some(token) = bearer(&headers) else {
-        return unauthorized(
+        return Ok(unauthorized(
             "missing \"Authorization: Bearer TOKEN\" header (create a token on /admin/tokens)",
-        );
+        ));
     };
-    match tokens::verify(&st.db, token).await {
-        Ok(true) => {}
-        Ok(false) => return unauthorized("invalid or revoked API token"),
-        Err(e) => return internal(e),
+    if !tokens::verify(&st.db, token).await? {
+        return Ok(unauthorized("invalid or revoked API token"));
     }
-    let o = match q.options() {
-        Ok(o) => o,
-        Err(m) => return bad_request(m),
-    };
-    let (target, summary) = match q.target() {
-        Ok(t) => t,
-        Err(m) => return bad_request(m),
-    };
-    let (x, results) = match load(&st, id, &o).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match power::power(&st.db, &x, &results, target, summary).await {
-        Ok(power) => axum::Json(ApiResults { results, power }).into_response(),
-        Err(e) => internal(e),
-    }
+    let o = q.options()?;
+    let (target, summary) = q.target()?;
+    let (x, results) = load(&st, id, &o).await?;
+    let power = power::power(&st.db, &x, &results, target, summary).await?;
+    Ok(axum::Json(ApiResults { results, power }).into_response())
 }
 
 /// The results API's body: the results with the power planning (`power`) beside them.
@@ -659,56 +493,41 @@ pub struct ApiResults {
     pub power: PowerReport,
 }
 
-async fn tokens_view(st: &AppState, s: &super::auth::Session, created: Option<String>) -> Response {
-    let list = match tokens::list(&st.db).await {
-        Ok(v) => v,
-        Err(e) => return internal(e),
+async fn tokens_view(st: &AppState, s: &Session, created: Option<String>) -> AppResult<Response> {
+    let list = tokens::list(&st.db).await?;
+    let body = html! {
+        @if let Some(t) = &created {
+            p class="ok" { "New API token (shown only now; copy it): " code id="new-token" { (t) } }
+        }
+        p {
+            "Tokens give read access to every study's results through " code { "GET /api/studies/{id}/results" }
+            " with the header " code { "Authorization: Bearer TOKEN" } ". They are stored hashed."
+        }
+        table id="tokens" {
+            tr { th { "Id" } th { "Label" } th { "Created by" } th { "Last used" } th {} }
+            @for t in &list {
+                tr {
+                    td { (t.id) } td { (t.label) } td { (t.created_by) }
+                    td { @if t.last_used_at == 0 { "never" } @else { (t.last_used_at) } }
+                    td { (post_button(s, &format!("/admin/tokens/{}/revoke", t.id), &[], None, "Revoke")) }
+                }
+            }
+        }
+        h2 { "Create a token" }
+        form method="post" action="/admin/tokens" id="token-form" {
+            (pages::csrf(s))
+            label { "Label " input name="label" id="token-label" required maxlength="100"; }
+            button id="create-token" { "Create" }
+        }
     };
-    let csrf = esc(&s.csrf);
-    let mut b = String::new();
-    if let Some(t) = created {
-        let _ = write!(
-            b,
-            "<p class=\"ok\">New API token (shown only now; copy it): <code id=\"new-token\">{}</code></p>",
-            esc(&t)
-        );
-    }
-    b.push_str("<p>Tokens give read access to every study's results through <code>GET /api/studies/{id}/results</code> \
-                with the header <code>Authorization: Bearer TOKEN</code>. They are stored hashed.</p>\
-                <table id=\"tokens\"><tr><th>Id</th><th>Label</th><th>Created by</th><th>Last used</th><th></th></tr>");
-    for t in &list {
-        let _ = write!(
-            b,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><form method=\"post\" action=\"/admin/tokens/{}/revoke\" class=\"inline\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button>Revoke</button></form></td></tr>",
-            t.id,
-            esc(&t.label),
-            esc(&t.created_by),
-            if t.last_used_at == 0 {
-                "never".to_string()
-            } else {
-                t.last_used_at.to_string()
-            },
-            t.id
-        );
-    }
-    let _ = write!(
-        b,
-        "</table><h2>Create a token</h2><form method=\"post\" action=\"/admin/tokens\" id=\"token-form\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><label>Label <input name=\"label\" id=\"token-label\" required maxlength=\"100\"></label>\
-         <button id=\"create-token\">Create</button></form>"
-    );
-    let mut r = page("API tokens", Some(s), &b).into_response();
+    let mut r = page("API tokens", Some(s), body).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    Ok(r)
 }
 
-async fn tokens_page(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    match require(&st, &headers).await {
-        Ok(s) => tokens_view(&st, &s, None).await,
-        Err(r) => r,
-    }
+async fn tokens_page(State(st): State<AppState>, admin: Admin) -> AppResult<Response> {
+    tokens_view(&st, &admin.0, None).await
 }
 
 #[derive(Deserialize)]
@@ -719,35 +538,25 @@ struct TokenForm {
 
 async fn create_token(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    admin: Admin,
     Form(f): Form<TokenForm>,
-) -> Response {
-    let s = match require_csrf(&st, &headers, &f.csrf).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    match tokens::create(&st.db, &f.label, &s.username).await {
-        Ok(t) => tokens_view(&st, &s, Some(t)).await,
-        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")).into_response(),
-    }
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
+) -> AppResult<Response> {
+    let s = admin.checked(&f.csrf)?;
+    let t = tokens::create(&st.db, &f.label, &s.username)
+        .await
+        .map_err(|e| refusal(e, AppError::BadRequest))?;
+    tokens_view(&st, s, Some(t)).await
 }
 
 async fn revoke_token(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    admin: Admin,
     Path(id): Path<i64>,
     Form(f): Form<CsrfForm>,
-) -> Response {
-    if let Err(r) = require_csrf(&st, &headers, &f.csrf).await {
-        return r;
-    }
-    match tokens::revoke(&st.db, id).await {
-        Ok(()) => Redirect::to("/admin/tokens").into_response(),
-        Err(e) => (StatusCode::NOT_FOUND, format!("{e:#}")).into_response(),
-    }
+) -> AppResult<Response> {
+    admin.checked(&f.csrf)?;
+    tokens::revoke(&st.db, id)
+        .await
+        .map_err(|e| refusal(e, AppError::NotFound))?;
+    Ok(Redirect::to("/admin/tokens").into_response())
 }

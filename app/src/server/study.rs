@@ -3,9 +3,10 @@
 //! A live study becomes **complete** by itself when its design is full (every (pair, scene) item has
 //! `repetitions` valid answers, see `design`); complete and closed studies take no new HITs and no answers.
 
-use anyhow::{anyhow, bail};
+use anyhow::bail;
 
 use super::db::{self, Db};
+use super::fault::{AppError, AppResult};
 use super::quality::{Flags, QcScope, Rules};
 
 pub const DEFAULT_QUESTION: &str = "Which image is closer to the reference?";
@@ -319,28 +320,28 @@ pub async fn write_state(tx: &mut db::Tx<'_>, id: i64, to: StudyState) -> sqlx::
 /// Changes the state, refusing transitions the life cycle does not allow. Going live prepares the preview
 /// example; pausing and resuming do not count against participants' inactivity timeout; reopening a
 /// complete study is refused while its design is still full.
-pub async fn set_state(db: &Db, id: i64, to: StudyState) -> anyhow::Result<()> {
+pub async fn set_state(db: &Db, id: i64, to: StudyState) -> AppResult<()> {
     let mut tx = db::begin_write(db).await?;
     let study = by_id(&mut *tx, id)
         .await?
-        .ok_or_else(|| anyhow!("no study with id {id}"))?;
+        .ok_or_else(|| AppError::NotFound(format!("no study with id {id}")))?;
     let from = study.state;
     if from == to {
         return Ok(());
     }
     if !from.can_become(to) {
-        bail!(
+        return Err(AppError::BadRequest(format!(
             "state: a {} study cannot become {}",
             from.as_str(),
             to.as_str()
-        );
+        )));
     }
     if from == StudyState::Complete && study.remaining_answers() == 0 {
-        bail!(
+        return Err(AppError::Conflict(format!(
             "state: the design is still full ({} of {} valid answers): exclude answers or raise the repetitions before reopening",
             study.valid_answers,
             study.target_answers()
-        );
+        )));
     }
     if to == StudyState::Live {
         super::media::ensure_example(&mut tx, &study).await?;
@@ -362,12 +363,12 @@ pub async fn set_state(db: &Db, id: i64, to: StudyState) -> anyhow::Result<()> {
 
 /// Changes the settings; the quality rules and the repetitions take effect on every HIT at once (flags and
 /// design counters are recomputed, `design::requalify`).
-pub async fn update_settings(db: &Db, id: i64, s: &StudySettings) -> anyhow::Result<()> {
-    s.validate().map_err(|e| anyhow!(e))?;
+pub async fn update_settings(db: &Db, id: i64, s: &StudySettings) -> AppResult<()> {
+    s.validate().map_err(AppError::BadRequest)?;
     let mut tx = db::begin_write(db).await?;
     let study = by_id(&mut *tx, id)
         .await?
-        .ok_or_else(|| anyhow!("no study with id {id}"))?;
+        .ok_or_else(|| AppError::NotFound(format!("no study with id {id}")))?;
     let scope: &'static str = s.rules.scope.into();
     sqlx::query(
         "UPDATE studies SET question = $1, trials_per_hit = $2, checks_per_hit = $3, repetitions = $4, \
@@ -503,12 +504,7 @@ pub async fn hits(db: &Db, study_id: i64) -> anyhow::Result<Vec<HitRow>> {
 
 /// Blocks a worker: every HIT of theirs is flagged BLOCKED (excluded in every view, their active HITs take
 /// no more answers) and the design counters follow.
-pub async fn block_worker(
-    db: &Db,
-    study_id: i64,
-    worker_key: &str,
-    reason: &str,
-) -> anyhow::Result<()> {
+pub async fn block_worker(db: &Db, study_id: i64, worker_key: &str, reason: &str) -> AppResult<()> {
     let mut tx = db::begin_write(db).await?;
     sqlx::query(
         "INSERT INTO blocked_workers (study_id, worker_key, reason, created_at) VALUES ($1, $2, $3, $4) \
@@ -531,7 +527,7 @@ pub async fn block_worker(
     Ok(())
 }
 
-pub async fn unblock_worker(db: &Db, study_id: i64, worker_key: &str) -> anyhow::Result<()> {
+pub async fn unblock_worker(db: &Db, study_id: i64, worker_key: &str) -> AppResult<()> {
     let mut tx = db::begin_write(db).await?;
     sqlx::query("DELETE FROM blocked_workers WHERE study_id = $1 AND worker_key = $2")
         .bind(study_id)

@@ -17,7 +17,7 @@ use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::AppState;
-use super::fault::AppError;
+use super::fault::{AppError, AppResult};
 use super::{admin, design, media, results_web};
 use crate::ui::{App, shell};
 
@@ -107,28 +107,22 @@ fn image_response(bytes: Vec<u8>, cache: &'static str) -> Response {
 /// `/admin/studies/{id}/images/{image}`: any image of a study, for admins (unpadded, any state).
 async fn admin_image(
     State(st): State<AppState>,
-    headers: axum::http::HeaderMap,
+    _admin: admin::Admin,
     Path((study_id, image_id)): Path<(i64, i64)>,
-) -> Response {
-    if let Err(r) = admin::require(&st, &headers).await {
-        return r;
-    }
-    let row: Result<Option<(String,)>, _> =
+) -> AppResult<Response> {
+    let (file,): (String,) =
         sqlx::query_as("SELECT file_name FROM images WHERE id = $1 AND study_id = $2")
             .bind(image_id)
             .bind(study_id)
             .fetch_optional(&st.db)
-            .await;
-    match row {
-        Ok(Some((file,))) => match media::read_file(&st.data_dir, study_id, &file).await {
-            Ok(bytes) => image_response(bytes, "private, no-store"),
-            Err(e) => {
-                AppError::Internal(anyhow::anyhow!("image {image_id}: {file}: {e}")).into_response()
-            }
-        },
-        Ok(None) => StatusCode::NOT_FOUND.into_response(),
-        Err(e) => AppError::from(e).into_response(),
-    }
+            .await?
+            .ok_or_else(|| {
+                AppError::NotFound(format!("study {study_id} has no image {image_id}"))
+            })?;
+    let bytes = media::read_file(&st.data_dir, study_id, &file)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("image {image_id}: {file}: {e}")))?;
+    Ok(image_response(bytes, "private, no-store"))
 }
 
 /// Housekeeping while the server runs: expires HITs past their inactivity timeout (so abandoned HITs'

@@ -4,7 +4,7 @@ use clap::{ArgGroup, Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use scaling::{
     AnalysisOptions, Comparisons, CountMatrix, Disconnected, JndSet, PlotPoint, Prior,
-    Regularization, ScaleError, ScaleOptions, analyse, jnd_chart_svg, scale,
+    Regularization, ScaleError, ScaleOptions, Solver, analyse, jnd_chart_svg, scale,
 };
 use serde::Serialize;
 use std::io::Write;
@@ -43,6 +43,12 @@ struct Cli {
     /// How the free offset is fixed: `mean0` (scores average 0, pwcmp's default) or `fix0` (first condition = 0).
     #[arg(long, value_enum, default_value_t = Regularization::Mean0)]
     regularization: Regularization,
+
+    /// Newton's linear solver: `dense` (Cholesky, any prior), `sparse` (conjugate gradients on the
+    /// compared pairs, prior none only: for thousands of conditions) or `auto` (sparse for prior none
+    /// from 300 conditions).
+    #[arg(long, value_enum, default_value_t = Solver::Auto)]
+    solver: Solver,
 
     /// Disconnected comparison graphs: `join` them as pwcmp does (a fake 1:1 comparison between the best
     /// condition of every two components, with a warning) or `error`.
@@ -176,6 +182,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         prior: cli.prior,
         regularization: cli.regularization,
         disconnected: cli.disconnected,
+        solver: cli.solver,
     };
     let out = match (&cli.matrix, &cli.comparisons) {
         (Some(path), _) => run_matrix(cli, path, &options)?,

@@ -96,6 +96,9 @@ pub struct Scaling {
 /// converges quadratically near the optimum, so a tight tolerance costs one or two iterations.
 const GRAD_TOLERANCE: f64 = 1e-10;
 
+/// Per comparison: a Newton decrement below this is at the deviance's round-off.
+const ROUND_OFF: f64 = 1e-16;
+
 /// A result whose gradient is still above this fraction (after the line search found no further
 /// decrease: the objective's round-off) is reported as not converged.
 const GRAD_ACCEPT: f64 = 1e-5;
@@ -310,6 +313,16 @@ fn newton(objective: &Objective, start: &[f64], direction: &mut Direction) -> Re
             )));
         }
         let slope: f64 = g.iter().zip(&step).map(|(a, b)| a * b).sum();
+        // The Newton decrement -g.step estimates twice the distance to the optimum in deviance; below
+        // the deviance's round-off (~1e-16 per comparison) no step can make progress.
+        if -slope <= ROUND_OFF * objective.comparisons().max(1.0) {
+            if g_max > GRAD_ACCEPT * scale {
+                return Err(ScaleError::Optimizer(format!(
+                    "gradient {g_max:.3e} at the round-off after {iterations} iterations"
+                )));
+            }
+            break;
+        }
         let mut t = 1.0;
         let mut moved = false;
         for _ in 0..60 {

@@ -41,7 +41,9 @@ pub use bootstrap::{Bootstrap, BootstrapOptions, bootstrap};
 pub use comparisons::{Answer, Comparisons, LONG_FORMAT_COLUMNS, ObserverCounts};
 pub use counts::CountMatrix;
 pub use error::{Result, ScaleError};
-pub use fit::{Disconnected, Prior, Regularization, SPARSE_FROM, ScaleOptions, Scaling, Solver, scale};
+pub use fit::{
+    Disconnected, Prior, Regularization, SPARSE_FROM, ScaleOptions, Scaling, Solver, scale,
+};
 pub use objective::{Objective, SIGMA};
 pub use outliers::{OUTLIER_FENCE, OutlierRow, OutlierScreen, outliers, outliers_by_scene};
 pub use plot::{PlotPoint, ScatterPoint, Series, jnd_chart_svg, line_chart_svg, scatter_svg};

@@ -128,6 +128,11 @@ impl Objective {
         self.n
     }
 
+    /// Comparisons (each answer once).
+    pub(crate) fn comparisons(&self) -> f64 {
+        self.pairs.iter().map(|p| p.wins_i + p.wins_j).sum()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }
@@ -342,7 +347,11 @@ impl PriorFill {
 
     /// -sum_{a in S} ln(prior_a + 0.1) = -2 sum_p ln(prior_p + 0.1).
     fn value(&self) -> f64 {
-        -2.0 * self.prior.iter().map(|p| (p + PRIOR_FLOOR).ln()).sum::<f64>()
+        -2.0 * self
+            .prior
+            .iter()
+            .map(|p| (p + PRIOR_FLOOR).ln())
+            .sum::<f64>()
     }
 
     fn col(&self, gi: usize) -> &[f64] {
@@ -546,7 +555,10 @@ mod tests {
                     let mut qm = q.clone();
                     qp[k] += eps;
                     qm[k] -= eps;
-                    let (gp, gm) = (f.deviance_and_gradient(&qp).1, f.deviance_and_gradient(&qm).1);
+                    let (gp, gm) = (
+                        f.deviance_and_gradient(&qp).1,
+                        f.deviance_and_gradient(&qm).1,
+                    );
                     for i in 0..n {
                         let fd = (gp[i] - gm[i]) / (2.0 * eps);
                         assert!(

@@ -30,6 +30,18 @@ fn fits(c: &mut Criterion) {
             b.iter(|| scale(black_box(&d), &ScaleOptions::default()).unwrap())
         });
     }
+    // The new scale point: N=1,000 in a sparse connected design, 100,000 comparisons, prior none
+    // (Solver::Auto picks the sparse Newton-CG solver).
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let t = truth(1000, &mut rng);
+    let d = simulate::neighbour_design(&t, 5, 100_000, &mut rng);
+    let none = scaling::ScaleOptions {
+        prior: scaling::Prior::None,
+        ..Default::default()
+    };
+    group.bench_function("N1000_100000_sparse_none", |b| {
+        b.iter(|| scale(black_box(&d), &none).unwrap())
+    });
     group.finish();
 }
 

@@ -42,8 +42,7 @@ fn main() -> std::io::Result<()> {
                     } else {
                         ((name_b, qb), (name_a, qa))
                     };
-                    let p_a =
-                        0.5 * libm::erfc(-(qa - qb) / scaling::SIGMA / std::f64::consts::SQRT_2);
+                    let p_a = scaling::normal::cdf((qa - qb) / scaling::SIGMA);
                     writeln!(
                         w,
                         "obs{:02},{scene},{na},{nb},{}",

@@ -174,6 +174,20 @@ impl CountMatrix {
     pub(crate) fn add(&mut self, i: usize, j: usize, wins: f64) {
         self.counts[(i, j)] += wins;
     }
+
+    /// `self - other` (same conditions; `other` must be part of `self`, as one observer of a sum).
+    pub(crate) fn minus(&self, other: &CountMatrix) -> CountMatrix {
+        debug_assert!(
+            self.counts
+                .iter()
+                .zip(other.counts.iter())
+                .all(|(a, b)| a >= b)
+        );
+        CountMatrix {
+            names: self.names.clone(),
+            counts: &self.counts - &other.counts,
+        }
+    }
 }
 
 fn check_unique_names(names: &[String], source_name: &str) -> Result<()> {

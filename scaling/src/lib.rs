@@ -5,8 +5,9 @@
 //! pwcmp's "gaussian" prior), minimised in the log domain with L-BFGS and an analytic gradient, so that
 //! large counts and unanimous designs are handled (the latter reported as having no finite optimum
 //! instead of returning optimiser-dependent numbers). On top: observer bootstrap CIs, a significance
-//! matrix, the leave-one-out observer outlier analysis and power planning ([`power`]: comparisons
-//! needed for a target CI width).
+//! matrix, pwcmp's leave-one-out observer outlier screens ([`outliers`]) and power planning
+//! ([`power`]: comparisons needed for a target CI width). [`analyse`] runs the whole analysis of a
+//! study's answers into one [`Analysis`] (the `jnd.json` format; see [`analysis`]).
 //!
 //! ```
 //! use scaling::{CountMatrix, ScaleOptions, scale};
@@ -19,6 +20,7 @@
 // Matrix code indexes conditions i, j into several arrays at once; index loops read best there.
 #![allow(clippy::needless_range_loop)]
 
+pub mod analysis;
 mod bootstrap;
 mod comparisons;
 mod counts;
@@ -27,20 +29,23 @@ mod fit;
 pub mod graph;
 pub mod normal;
 mod objective;
-mod outliers;
+pub mod outliers;
 mod plot;
 pub mod power;
 mod quantile;
 mod significance;
 pub mod simulate;
 
+pub use analysis::{Analysis, AnalysisOptions, JndSet, SceneResult, analyse};
 pub use bootstrap::{Bootstrap, BootstrapOptions, bootstrap};
 pub use comparisons::{Answer, Comparisons, LONG_FORMAT_COLUMNS, ObserverCounts};
 pub use counts::CountMatrix;
 pub use error::{Result, ScaleError};
-pub use fit::{Disconnected, Prior, Regularization, ScaleOptions, Scaling, scale};
+pub use fit::{
+    Disconnected, Prior, Regularization, SPARSE_FROM, ScaleOptions, Scaling, Solver, scale,
+};
 pub use objective::{Objective, SIGMA};
-pub use outliers::{OUTLIER_FENCE, ObserverFit, outliers};
+pub use outliers::{OUTLIER_FENCE, OutlierRow, OutlierScreen, outliers, outliers_by_scene};
 pub use plot::{PlotPoint, ScatterPoint, Series, jnd_chart_svg, line_chart_svg, scatter_svg};
 pub use quantile::quantile;
-pub use significance::{Significance, significance};
+pub use significance::{SignificanceTable, significance};

@@ -7,6 +7,7 @@
 
 use crate::counts::CountMatrix;
 use crate::normal::{d_log_cdf, log_cdf};
+use nalgebra::DMatrix;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 
@@ -127,151 +128,363 @@ impl Objective {
         self.n
     }
 
+    /// Comparisons (each answer once).
+    pub(crate) fn comparisons(&self) -> f64 {
+        self.pairs.iter().map(|p| p.wins_i + p.wins_j).sum()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }
 
     /// F(q) without regularisation.
     pub fn value(&self, q: &[f64]) -> f64 {
-        self.evaluate(q, false).0 + self.saturated
+        self.deviance(q) + self.saturated
     }
 
     /// F(q) and dF/dq.
     pub fn value_and_gradient(&self, q: &[f64]) -> (f64, Vec<f64>) {
-        let (f, g) = self.deviance_and_gradient(q);
-        (f + self.saturated, g)
+        let (f, g, _) = self.evaluate(q, Order::Gradient);
+        (f + self.saturated, g.expect("gradient requested"))
     }
 
-    /// F(q) minus its saturated-model constant, with dF/dq. The optimiser works on this form: each
-    /// pair contributes D_ij (ln P_ij - ln(D_ij / n_ij)), which is small near the optimum, so the sum
-    /// keeps the precision that a line search needs (F itself reaches 10^6 at 20,000 comparisons).
+    /// F(q) minus its saturated-model constant. The optimiser works on this form: each pair
+    /// contributes D_ij (ln P_ij - ln(D_ij / n_ij)), which is small near the optimum, so the sum keeps
+    /// the precision that a line search needs (F itself reaches 10^6 at 20,000 comparisons).
+    pub fn deviance(&self, q: &[f64]) -> f64 {
+        self.evaluate(q, Order::Value).0
+    }
+
+    /// The deviance with its gradient.
     pub fn deviance_and_gradient(&self, q: &[f64]) -> (f64, Vec<f64>) {
-        let (f, g) = self.evaluate(q, true);
+        let (f, g, _) = self.evaluate(q, Order::Gradient);
         (f, g.expect("gradient requested"))
     }
 
-    fn evaluate(&self, q: &[f64], want_gradient: bool) -> (f64, Option<Vec<f64>>) {
+    /// The deviance with its gradient and its (dense, N x N) Hessian.
+    pub fn deviance_gradient_hessian(&self, q: &[f64]) -> (f64, Vec<f64>, DMatrix<f64>) {
+        let (f, g, h) = self.evaluate(q, Order::Hessian);
+        (
+            f,
+            g.expect("gradient requested"),
+            h.expect("Hessian requested"),
+        )
+    }
+
+    /// Without a prior: the deviance, its gradient and the Hessian's pair weights h_p, so that
+    /// H = sum_p h_p (e_i - e_j)(e_i - e_j)^T (a weighted graph Laplacian, sparse).
+    pub(crate) fn likelihood_laplacian(&self, q: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+        assert!(self.prior.is_none(), "the Laplacian form needs prior none");
+        let mut value = 0.0;
+        let mut grad = vec![0.0; self.n];
+        let mut weights = Vec::with_capacity(self.pairs.len());
+        for p in &self.pairs {
+            let d = PairDerivatives::at((q[p.i] - q[p.j]) / SIGMA);
+            value -= 2.0 * (p.wins_i * (d.u - p.ln_share_i) + p.wins_j * (d.v - p.ln_share_j));
+            let dx = -2.0 * (p.wins_i * d.du + p.wins_j * d.dv);
+            grad[p.i] += dx / SIGMA;
+            grad[p.j] -= dx / SIGMA;
+            weights.push(-2.0 * (p.wins_i * d.ddu + p.wins_j * d.ddv) / (SIGMA * SIGMA));
+        }
+        (value, grad, weights)
+    }
+
+    /// The compared pairs (i < j) in the order of [`Self::likelihood_laplacian`]'s weights.
+    pub(crate) fn pair_indices(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.pairs.iter().map(|p| (p.i, p.j))
+    }
+
+    fn evaluate(&self, q: &[f64], order: Order) -> (f64, Option<Vec<f64>>, Option<DMatrix<f64>>) {
         assert_eq!(q.len(), self.n, "score vector length");
-        let n_pairs = self.pairs.len();
         // Per unordered pair p = (i, j): x = (q_i - q_j) / sigma, u = ln P_ij, v = ln P_ji = ln(1 - P_ij).
         // Both orderings of a pair carry identical terms (for the prior as well, see `prior_term`), so
         // everything is computed once per unordered pair and doubled.
-        let mut x = Vec::with_capacity(n_pairs);
-        let mut u = Vec::with_capacity(n_pairs);
-        let mut v = Vec::with_capacity(n_pairs);
+        let derivs: Vec<PairDerivatives> = self
+            .pairs
+            .iter()
+            .map(|p| PairDerivatives::at((q[p.i] - q[p.j]) / SIGMA))
+            .collect();
         let mut value = 0.0;
-        // dF/du_p and dF/dv_p.
-        let mut du = Vec::with_capacity(n_pairs);
-        let mut dv = Vec::with_capacity(n_pairs);
-        for p in &self.pairs {
-            let xp = (q[p.i] - q[p.j]) / SIGMA;
-            let (lp, lq) = (log_cdf(xp), log_cdf(-xp));
-            value -= 2.0 * (p.wins_i * (lp - p.ln_share_i) + p.wins_j * (lq - p.ln_share_j));
-            x.push(xp);
-            u.push(lp);
-            v.push(lq);
-            du.push(-2.0 * p.wins_i);
-            dv.push(-2.0 * p.wins_j);
+        // dF/dx_p and d2F/dx_p^2 of the likelihood.
+        let mut dx = Vec::with_capacity(self.pairs.len());
+        let mut ddx = Vec::with_capacity(self.pairs.len());
+        for (p, d) in self.pairs.iter().zip(&derivs) {
+            value -= 2.0 * (p.wins_i * (d.u - p.ln_share_i) + p.wins_j * (d.v - p.ln_share_j));
+            dx.push(-2.0 * (p.wins_i * d.du + p.wins_j * d.dv));
+            ddx.push(-2.0 * (p.wins_i * d.ddu + p.wins_j * d.ddv));
         }
+        let mut low_rank = None;
         if let Some(groups) = &self.prior {
-            value += prior_term(groups, &u, &v, want_gradient.then_some((&mut du, &mut dv)));
+            let fill = PriorFill::new(groups, &derivs);
+            value += fill.value();
+            if order != Order::Value {
+                fill.add_gradient(groups, &derivs, &mut dx);
+            }
+            if order == Order::Hessian {
+                low_rank = Some(fill.add_hessian(groups, &derivs, &self.pairs, self.n, &mut ddx));
+            }
         }
-        if !want_gradient {
-            return (value, None);
+        if order == Order::Value {
+            return (value, None, None);
         }
         let mut grad = vec![0.0; self.n];
-        for (p, pair) in self.pairs.iter().enumerate() {
-            // d u / dx = phi(x) / Phi(x), d v / dx = -phi(x) / Phi(-x)
-            let dx = du[p] * d_log_cdf(x[p]) - dv[p] * d_log_cdf(-x[p]);
-            grad[pair.i] += dx / SIGMA;
-            grad[pair.j] -= dx / SIGMA;
+        for (pair, d) in self.pairs.iter().zip(&dx) {
+            grad[pair.i] += d / SIGMA;
+            grad[pair.j] -= d / SIGMA;
         }
-        (value, Some(grad))
+        if order == Order::Gradient {
+            return (value, Some(grad), None);
+        }
+        let mut h = low_rank.unwrap_or_else(|| DMatrix::zeros(self.n, self.n));
+        for (pair, w) in self.pairs.iter().zip(&ddx) {
+            let w = w / (SIGMA * SIGMA);
+            h[(pair.i, pair.i)] += w;
+            h[(pair.j, pair.j)] += w;
+            h[(pair.i, pair.j)] -= w;
+            h[(pair.j, pair.i)] -= w;
+        }
+        (value, Some(grad), Some(h))
     }
 }
 
-/// -sum_{a in S} ln(prior_a + 0.1), adding its derivatives w.r.t. each unordered pair's u and v to
-/// `grads` when given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    Value,
+    Gradient,
+    Hessian,
+}
+
+/// u = ln Phi(x), v = ln Phi(-x) and their first two derivatives in x.
+#[derive(Debug, Clone, Copy)]
+struct PairDerivatives {
+    u: f64,
+    v: f64,
+    du: f64,
+    dv: f64,
+    ddu: f64,
+    ddv: f64,
+}
+
+impl PairDerivatives {
+    fn at(x: f64) -> Self {
+        // lambda(y) = phi(y) / Phi(y): u' = lambda(x), u'' = -lambda(x) (x + lambda(x)); v(x) = u(-x).
+        let (lp, lm) = (d_log_cdf(x), d_log_cdf(-x));
+        PairDerivatives {
+            u: log_cdf(x),
+            v: log_cdf(-x),
+            du: lp,
+            dv: -lm,
+            ddu: -lp * (x + lp),
+            ddv: lm * (x - lm),
+        }
+    }
+}
+
+/// The prior's normalised terms at one q: r[g][p] = A[p, g] / s_g (forward orientation) and
+/// prior_p = sum_g m_g r[g][p].
 ///
 /// Symmetry halves the work: the reversed pair a' of a has ln A[a', g] = ln A[a, mirror(g)] with
 /// mirror(k, n) = (n - k, n), the set of groups is closed under mirroring (k_ji = n - k_ij, also after
 /// pwcmp's unanimity shift), and so s_g = s_mirror(g) and prior_a' = prior_a. Only the forward
-/// orientation is evaluated: E[g][p] = A[p, g] / s_g.
-fn prior_term(
-    g: &PriorGroups,
-    u: &[f64],
-    v: &[f64],
-    grads: Option<(&mut Vec<f64>, &mut Vec<f64>)>,
-) -> f64 {
-    let n_p = u.len();
-    let n_g = g.k.len();
-    // Pass 1 per group: E'[g][p] = exp(ln A[p,g] - max_g) and its sum, i.e. a partial log-sum-exp.
-    let mut e = vec![0.0; n_p * n_g];
-    let mut partial = vec![(0.0, 0.0); n_g];
-    let fill = |gi: usize, col: &mut [f64]| -> (f64, f64) {
-        let (k, nk) = (g.k[gi], g.n_minus_k[gi]);
-        let mut max = f64::NEG_INFINITY;
-        for (c, (ua, va)) in col.iter_mut().zip(u.iter().zip(v)) {
-            *c = k * ua + nk * va;
-            max = max.max(*c);
+/// orientation is evaluated.
+struct PriorFill {
+    n_p: usize,
+    r: Vec<f64>,
+    prior: Vec<f64>,
+}
+
+impl PriorFill {
+    fn new(g: &PriorGroups, d: &[PairDerivatives]) -> Self {
+        let n_p = d.len();
+        let n_g = g.k.len();
+        // Pass 1 per group: exp(ln A[p,g] - max_g) and its sum, i.e. a partial log-sum-exp.
+        let mut r = vec![0.0; n_p * n_g];
+        let mut partial = vec![(0.0, 0.0); n_g];
+        let fill = |gi: usize, col: &mut [f64]| -> (f64, f64) {
+            let (k, nk) = (g.k[gi], g.n_minus_k[gi]);
+            let mut max = f64::NEG_INFINITY;
+            for (c, dp) in col.iter_mut().zip(d) {
+                *c = k * dp.u + nk * dp.v;
+                max = max.max(*c);
+            }
+            let mut sum = 0.0;
+            for c in col.iter_mut() {
+                *c = (*c - max).exp();
+                sum += *c;
+            }
+            (max, sum)
+        };
+        if n_p * n_g >= PARALLEL_WORK {
+            r.par_chunks_mut(n_p)
+                .zip(partial.par_iter_mut())
+                .enumerate()
+                .for_each(|(gi, (col, out))| *out = fill(gi, col));
+        } else {
+            r.chunks_mut(n_p)
+                .zip(partial.iter_mut())
+                .enumerate()
+                .for_each(|(gi, (col, out))| *out = fill(gi, col));
         }
-        let mut sum = 0.0;
-        for c in col.iter_mut() {
-            *c = (*c - max).exp();
-            sum += *c;
+        // s_g sums over both orientations: the forward values of g and of mirror(g). Normalise.
+        for gi in 0..n_g {
+            let (max_a, sum_a) = partial[gi];
+            let (max_b, sum_b) = partial[g.mirror[gi]];
+            let top = max_a.max(max_b);
+            let s = sum_a * (max_a - top).exp() + sum_b * (max_b - top).exp();
+            let factor = (max_a - top).exp() / s;
+            for c in &mut r[gi * n_p..(gi + 1) * n_p] {
+                *c *= factor;
+            }
         }
-        (max, sum)
-    };
-    if n_p * n_g >= PARALLEL_WORK {
-        e.par_chunks_mut(n_p)
-            .zip(partial.par_iter_mut())
-            .enumerate()
-            .for_each(|(gi, (col, out))| *out = fill(gi, col));
-    } else {
-        e.chunks_mut(n_p)
-            .zip(partial.iter_mut())
-            .enumerate()
-            .for_each(|(gi, (col, out))| *out = fill(gi, col));
+        let mut prior = vec![0.0; n_p];
+        for (col, m) in r.chunks(n_p).zip(&g.multiplicity) {
+            for (p, rv) in prior.iter_mut().zip(col) {
+                *p += m * rv;
+            }
+        }
+        PriorFill { n_p, r, prior }
     }
-    // s_g sums over both orientations: the forward values of g and of mirror(g). Normalise E'.
-    for gi in 0..n_g {
-        let (max_a, sum_a) = partial[gi];
-        let (max_b, sum_b) = partial[g.mirror[gi]];
-        let top = max_a.max(max_b);
-        let s = sum_a * (max_a - top).exp() + sum_b * (max_b - top).exp();
-        let factor = (max_a - top).exp() / s;
-        for c in &mut e[gi * n_p..(gi + 1) * n_p] {
-            *c *= factor;
-        }
+
+    /// -sum_{a in S} ln(prior_a + 0.1) = -2 sum_p ln(prior_p + 0.1).
+    fn value(&self) -> f64 {
+        -2.0 * self
+            .prior
+            .iter()
+            .map(|p| (p + PRIOR_FLOOR).ln())
+            .sum::<f64>()
     }
-    let mut prior = vec![0.0; n_p];
-    for (col, m) in e.chunks(n_p).zip(&g.multiplicity) {
-        for (p, rv) in prior.iter_mut().zip(col) {
-            *p += m * rv;
-        }
+
+    fn col(&self, gi: usize) -> &[f64] {
+        &self.r[gi * self.n_p..(gi + 1) * self.n_p]
     }
-    let value = -2.0 * prior.iter().map(|p| (p + PRIOR_FLOOR).ln()).sum::<f64>();
-    if let Some((du, dv)) = grads {
-        // Over ordered pairs, with w_a = -1 / (prior_a + 0.1) and W_g = sum_a w_a r_ag:
-        // dF/d ln A[b,g] = m_g r_bg (w_b - W_g). Folding the reversed orientation onto the forward one
-        // (see above) gives, per unordered pair, U_p = sum_g c_pg k_g and V_p = sum_g c_pg (n_g - k_g)
-        // with c_pg = m_g E[g][p] (w_p - W_g); the pair's u gets 2 U_p and its v gets 2 V_p.
-        let w: Vec<f64> = prior.iter().map(|p| -1.0 / (p + PRIOR_FLOOR)).collect();
-        let half_w: Vec<f64> = e
-            .chunks(n_p)
-            .map(|col| col.iter().zip(&w).map(|(r, wp)| r * wp).sum())
+
+    /// w_p = 1 / (prior_p + 0.1).
+    fn w(&self) -> Vec<f64> {
+        self.prior.iter().map(|p| 1.0 / (p + PRIOR_FLOOR)).collect()
+    }
+
+    /// ell'_gp = k_g u'_p + (n_g - k_g) v'_p, the x-derivative of ln A[p, g].
+    fn dl(g: &PriorGroups, gi: usize, d: &PairDerivatives) -> f64 {
+        g.k[gi] * d.du + g.n_minus_k[gi] * d.dv
+    }
+
+    /// Adds dF_prior/dx_p to `dx`. With w_p = 1 / (prior_p + 0.1), R_g = sum_p w_p r_gp and
+    /// tau_gp = r_gp ell'_gp + r_g~p ell'_g~p (g~ = mirror(g), the x-derivative of ln s_g's term):
+    /// dF/dx_p = -2 (w_p sum_g m_g r_gp ell'_gp - sum_g m_g R_g tau_gp).
+    fn add_gradient(&self, g: &PriorGroups, d: &[PairDerivatives], dx: &mut [f64]) {
+        let w = self.w();
+        let n_g = g.k.len();
+        let big_r: Vec<f64> = (0..n_g)
+            .map(|gi| self.col(gi).iter().zip(&w).map(|(r, w)| r * w).sum())
             .collect();
-        for (gi, col) in e.chunks(n_p).enumerate() {
-            let big_w = half_w[gi] + half_w[g.mirror[gi]];
-            let (m, k, nk) = (g.multiplicity[gi], g.k[gi], g.n_minus_k[gi]);
-            for p in 0..n_p {
-                let c = 2.0 * m * col[p] * (w[p] - big_w);
-                du[p] += c * k;
-                dv[p] += c * nk;
+        for gi in 0..n_g {
+            let (col, mcol) = (self.col(gi), self.col(g.mirror[gi]));
+            let m = g.multiplicity[gi];
+            let c = m * big_r[gi];
+            for p in 0..self.n_p {
+                let (l, lm) = (Self::dl(g, gi, &d[p]), Self::dl(g, g.mirror[gi], &d[p]));
+                let tau = col[p] * l + mcol[p] * lm;
+                dx[p] += -2.0 * (w[p] * m * col[p] * l - c * tau);
             }
         }
     }
-    value
+
+    /// Adds the diagonal (per pair) part of d2F_prior/dx2 to `ddx` and returns the rest, a sum of
+    /// low-rank terms, already in q (N x N). With alpha_p = sum_g m_g r_gp ell'_gp,
+    /// J = dprior/dx = diag(alpha) - M T^T (M_pg = m_g r_gp, T_pg = tau_gp) and
+    /// kappa_gp = sum over g, g~ of r (ell'^2 + ell''):
+    /// d2F/dx2 = 2 J^T W^2 J - 2 [diag(w_p sum_g m_g r_gp (ell'^2 + ell'')_gp - sum_g m_g R_g kappa_gp)
+    ///           - Y T^T - T Y^T + 2 T diag(m R) T^T],  Y_pg = w_p m_g r_gp ell'_gp.
+    /// Mapped to q by B (x = B q / sigma): the diagonal parts become a weighted Laplacian (added by
+    /// the caller), the rest 2 (V^ T^^T + T^ V^^T) + T^ (2 M^T W^2 M - 4 diag(m R)) T^^T with
+    /// V_pg = m_g r_gp w_p (ell'_gp - alpha_p w_p) and X^ = B^T X.
+    fn add_hessian(
+        &self,
+        g: &PriorGroups,
+        d: &[PairDerivatives],
+        pairs: &[Pair],
+        n: usize,
+        ddx: &mut [f64],
+    ) -> DMatrix<f64> {
+        let (n_p, n_g) = (self.n_p, g.k.len());
+        let w = self.w();
+        let big_r: Vec<f64> = (0..n_g)
+            .map(|gi| self.col(gi).iter().zip(&w).map(|(r, w)| r * w).sum())
+            .collect();
+        let mut alpha = vec![0.0; n_p];
+        // P x G matrices (column-major: column g is contiguous over pairs).
+        let mut tau = DMatrix::zeros(n_p, n_g);
+        let mut m_r = DMatrix::zeros(n_p, n_g);
+        let mut diag = vec![0.0; n_p];
+        for gi in 0..n_g {
+            let gm = g.mirror[gi];
+            let (col, mcol) = (self.col(gi), self.col(gm));
+            let m = g.multiplicity[gi];
+            for p in 0..n_p {
+                let dp = &d[p];
+                let (l, lm) = (Self::dl(g, gi, dp), Self::dl(g, gm, dp));
+                let (ll, llm) = (
+                    g.k[gi] * dp.ddu + g.n_minus_k[gi] * dp.ddv,
+                    g.k[gm] * dp.ddu + g.n_minus_k[gm] * dp.ddv,
+                );
+                let t = col[p] * l + mcol[p] * lm;
+                let kappa = col[p] * (l * l + ll) + mcol[p] * (lm * lm + llm);
+                tau[(p, gi)] = t;
+                m_r[(p, gi)] = m * col[p];
+                alpha[p] += m * col[p] * l;
+                diag[p] += -2.0 * (w[p] * m * col[p] * (l * l + ll) - m * big_r[gi] * kappa);
+            }
+        }
+        let mut v = DMatrix::zeros(n_p, n_g);
+        for gi in 0..n_g {
+            for p in 0..n_p {
+                let l = Self::dl(g, gi, &d[p]);
+                v[(p, gi)] = m_r[(p, gi)] * w[p] * (l - alpha[p] * w[p]);
+            }
+        }
+        for p in 0..n_p {
+            ddx[p] += diag[p] + 2.0 * alpha[p] * alpha[p] * w[p] * w[p];
+        }
+        // B^T X: row i gets +X_p for pairs (i, .), -X_p for pairs (., i); then 1 / sigma per B.
+        let scatter = |x: &DMatrix<f64>| -> DMatrix<f64> {
+            let mut out = DMatrix::zeros(n, x.ncols());
+            for c in 0..x.ncols() {
+                for (p, pair) in pairs.iter().enumerate() {
+                    out[(pair.i, c)] += x[(p, c)] / SIGMA;
+                    out[(pair.j, c)] -= x[(p, c)] / SIGMA;
+                }
+            }
+            out
+        };
+        let t_hat = scatter(&tau);
+        let v_hat = scatter(&v);
+        let cross = &v_hat * t_hat.transpose();
+        let mut h = (&cross + cross.transpose()) * 2.0;
+        // T^ (2 M^T W^2 M) T^^T, through whichever product is cheaper.
+        let mut wm = m_r;
+        for p in 0..n_p {
+            wm.row_mut(p).scale_mut(w[p]);
+        }
+        if n_g <= n {
+            let mut c = wm.tr_mul(&wm) * 2.0;
+            for gi in 0..n_g {
+                c[(gi, gi)] -= 4.0 * g.multiplicity[gi] * big_r[gi];
+            }
+            h += &t_hat * c * t_hat.transpose();
+        } else {
+            // (W M T^^T) is P x N: its Gram matrix is M^T-free.
+            let k = &wm * t_hat.transpose();
+            h += k.tr_mul(&k) * 2.0;
+            let mut scaled = t_hat.clone();
+            for gi in 0..n_g {
+                scaled
+                    .column_mut(gi)
+                    .scale_mut(4.0 * g.multiplicity[gi] * big_r[gi]);
+            }
+            h -= scaled * t_hat.transpose();
+        }
+        h
+    }
 }
 
 #[cfg(test)]
@@ -309,6 +522,64 @@ mod tests {
                     "prior {prior} k {k}: {fd} vs {}",
                     g[k]
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn hessian_matches_finite_differences_of_the_gradient() {
+        // a design with few groups (k, n) and one with more groups than conditions: both products
+        let sparse_counts = CountMatrix::from_rows(
+            &[
+                vec![0., 1., 2., 0., 3.],
+                vec![2., 0., 1., 1., 0.],
+                vec![1., 2., 0., 4., 1.],
+                vec![0., 1., 0., 0., 2.],
+                vec![1., 0., 2., 1., 0.],
+            ],
+            None,
+        )
+        .unwrap();
+        for (d, q) in [
+            (matrix(), vec![0.3, -0.2, 0.9, 2.1]),
+            (sparse_counts, vec![0.1, -0.4, 0.5, 1.2, -0.3]),
+        ] {
+            for prior in [false, true] {
+                let f = Objective::new(&d, prior);
+                let (_, g0, h) = f.deviance_gradient_hessian(&q);
+                assert_eq!(g0, f.deviance_and_gradient(&q).1);
+                let n = q.len();
+                for k in 0..n {
+                    let eps = 1e-6;
+                    let mut qp = q.clone();
+                    let mut qm = q.clone();
+                    qp[k] += eps;
+                    qm[k] -= eps;
+                    let (gp, gm) = (
+                        f.deviance_and_gradient(&qp).1,
+                        f.deviance_and_gradient(&qm).1,
+                    );
+                    for i in 0..n {
+                        let fd = (gp[i] - gm[i]) / (2.0 * eps);
+                        assert!(
+                            (fd - h[(i, k)]).abs() < 1e-5 * fd.abs().max(1.0),
+                            "prior {prior} H[{i}][{k}]: {fd} vs {}",
+                            h[(i, k)]
+                        );
+                    }
+                }
+                if !prior {
+                    let (v, g, w) = f.likelihood_laplacian(&q);
+                    assert_eq!((v, &g), (f.deviance(&q), &g0));
+                    let mut lap = DMatrix::zeros(n, n);
+                    for ((i, j), w) in f.pair_indices().zip(w) {
+                        lap[(i, i)] += w;
+                        lap[(j, j)] += w;
+                        lap[(i, j)] -= w;
+                        lap[(j, i)] -= w;
+                    }
+                    assert!((lap - &h).amax() < 1e-12, "Laplacian form");
+                }
             }
         }
     }

@@ -1,22 +1,23 @@
 //! Which conditions differ significantly: a two-tailed z-test on the bootstrap covariance.
 
 use crate::normal::two_tailed_p;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Significance {
+/// Pairwise significance of score differences: z_ij = (q_i - q_j) / sqrt(var_i + var_j - 2 cov_ij)
+/// on the bootstrap covariance; `significant` uses the two-tailed p < alpha.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignificanceTable {
     /// Two-tailed p-value of H0 "q_i = q_j"; the diagonal is 1.
     pub p_value: Vec<Vec<f64>>,
     /// One-tailed p-values, as pwcmp's `pw_significance_matrix` reports them (half the two-tailed).
     pub p_one_tailed: Vec<Vec<f64>>,
-    /// p < alpha.
+    /// Two-tailed p < alpha.
     pub significant: Vec<Vec<bool>>,
     pub alpha: f64,
-    pub test: &'static str,
 }
 
 /// z_ij = (q_i - q_j) / sqrt(var_i + var_j - 2 cov_ij), p = 2 (1 - Phi(|z|)).
-pub fn significance(jnd: &[f64], covariance: &[Vec<f64>], alpha: f64) -> Significance {
+pub fn significance(jnd: &[f64], covariance: &[Vec<f64>], alpha: f64) -> SignificanceTable {
     let n = jnd.len();
     let p_value: Vec<Vec<f64>> = (0..n)
         .map(|i| {
@@ -50,12 +51,11 @@ pub fn significance(jnd: &[f64], covariance: &[Vec<f64>], alpha: f64) -> Signifi
         .iter()
         .map(|row| row.iter().map(|&p| p < alpha).collect())
         .collect();
-    Significance {
+    SignificanceTable {
         p_value,
         p_one_tailed,
         significant,
         alpha,
-        test: "z-test on the bootstrap covariance; `significant` uses the two-tailed p < alpha",
     }
 }
 

@@ -55,3 +55,36 @@ pub fn full_design(
         })
         .collect()
 }
+
+/// A sparse connected design, as active sampling produces: each condition is compared with its
+/// `neighbours` nearest in index order (a band, wrapped into a ring) and with one random partner;
+/// `comparisons` answers spread uniformly over those pairs.
+pub fn neighbour_design(
+    truth: &[f64],
+    neighbours: usize,
+    comparisons: usize,
+    rng: &mut impl Rng,
+) -> CountMatrix {
+    let n = truth.len();
+    assert!(
+        n >= 3 && neighbours >= 1,
+        "need three conditions and a neighbour"
+    );
+    let mut pairs = Vec::new();
+    for i in 0..n {
+        for k in 1..=neighbours.min(n - 1) {
+            pairs.push((i, (i + k) % n));
+        }
+        pairs.push((i, (i + rng.random_range(1..n)) % n));
+    }
+    let mut d = DMatrix::zeros(n, n);
+    for _ in 0..comparisons {
+        let (i, j) = pairs[rng.random_range(0..pairs.len())];
+        if prefers(truth[i], truth[j], rng) {
+            d[(i, j)] += 1.0;
+        } else {
+            d[(j, i)] += 1.0;
+        }
+    }
+    CountMatrix::new(d, None).expect("valid counts")
+}

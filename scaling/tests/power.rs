@@ -182,31 +182,3 @@ fn bad_input_is_refused_with_a_reason() {
     let e = plan(&d, &scores, &design, &few).unwrap_err().to_string();
     assert!(e.contains("replicates"), "{e}");
 }
-
-/// Not a check of speed: prints how long a plan takes for demo-sized studies (4 conditions, pooled
-/// over scenes; 360, 2,700 and 18,000 comparisons) and for 10 conditions, for BENCHMARKS.md
-/// (`cargo test -p scaling --test power timing -- --nocapture`).
-#[test]
-fn timing_of_a_plan() {
-    for (n, observers) in [(4, 60), (4, 450), (4, 3000), (10, 30)] {
-        let truth: Vec<f64> = (0..n).map(|i| i as f64 * 0.6).collect();
-        let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let obs = scaling::simulate::full_design(&truth, observers, 1, &mut rng);
-        let d = pooled(&obs);
-        let fit = scale(&d, &ScaleOptions::default()).unwrap();
-        let design = Design::observed(&d, &Design::full(n).pairs()).unwrap();
-        let started = std::time::Instant::now();
-        let p = plan(&d, &fit.jnd, &design, &opts(0.5)).unwrap();
-        eprintln!(
-            "power plan, {n} conditions, {} comparisons, {} replicates, {} curve points: {:.3} s \
-             (needed {}, {} threads)",
-            p.current_comparisons,
-            p.replicates,
-            p.curve.len(),
-            started.elapsed().as_secs_f64(),
-            p.needed_comparisons,
-            rayon::current_num_threads()
-        );
-        assert!(p.needed_comparisons > 0);
-    }
-}

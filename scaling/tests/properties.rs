@@ -39,7 +39,11 @@ fn opts(prior: bool) -> ScaleOptions {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    // A fixed seed: the same 48 designs on every run.
+    #![proptest_config(ProptestConfig {
+        rng_seed: proptest::test_runner::RngSeed::Fixed(20240501),
+        ..ProptestConfig::with_cases(48)
+    })]
 
     #[test]
     fn permuting_conditions_permutes_scores(rows in design(), prior in any::<bool>(), rot in 1usize..6) {

@@ -51,6 +51,20 @@ fn every_pair_unanimous_is_reported_not_scaled() {
                     "{winners} / {losers}"
                 );
             }
+            // pwcmp's gaussian prior (unanimous counts shifted one vote to the middle) has a finite
+            // optimum here, which Newton finds: it must be a minimum along the winners' direction.
+            Ok(fit) if prior == Prior::Gaussian => {
+                assert!(
+                    fit.jnd[0] > fit.jnd[1] && fit.jnd[1] > fit.jnd[2],
+                    "{fit:?}"
+                );
+                let f = scaling::Objective::new(&d, true);
+                for t in [0.5, 5.0, 50.0] {
+                    let mut moved = fit.jnd.clone();
+                    moved[0] += t;
+                    assert!(f.value(&moved) > fit.objective, "{t}: {fit:?}");
+                }
+            }
             other => panic!("{prior:?}: expected Unbounded, got {other:?}"),
         }
     }

@@ -3,15 +3,13 @@
 use clap::{ArgGroup, Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use scaling::{
-    Bootstrap, BootstrapOptions, Comparisons, CountMatrix, Disconnected, ObserverFit, PlotPoint,
-    Prior, Regularization, ScaleError, ScaleOptions, Scaling, Significance, bootstrap,
-    jnd_chart_svg, outliers, scale, significance,
+    AnalysisOptions, Comparisons, CountMatrix, Disconnected, JndSet, PlotPoint, Prior,
+    Regularization, ScaleError, ScaleOptions, Solver, analyse, jnd_chart_svg, scale,
 };
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 /// Scale pairwise-comparison data into JND units (1 JND = 75% of observers prefer one condition).
 ///
@@ -46,12 +44,19 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = Regularization::Mean0)]
     regularization: Regularization,
 
+    /// Newton's linear solver: `dense` (Cholesky, any prior), `sparse` (conjugate gradients on the
+    /// compared pairs, prior none only: for thousands of conditions) or `auto` (sparse for prior none
+    /// from 300 conditions).
+    #[arg(long, value_enum, default_value_t = Solver::Auto)]
+    solver: Solver,
+
     /// Disconnected comparison graphs: `join` them as pwcmp does (a fake 1:1 comparison between the best
     /// condition of every two components, with a warning) or `error`.
     #[arg(long, value_enum, default_value_t = Disconnected::Join)]
     disconnected: Disconnected,
 
-    /// Scale every scene separately (needs a `scene` column) instead of pooling all scenes.
+    /// Also scale every scene separately (needs a `scene` column); with --outliers, screen observers
+    /// per scene as pwcmp's `pw_outlier_analysis_table` does. CSV output then lists the scenes.
     #[arg(long, requires = "comparisons")]
     per_scene: bool,
 
@@ -68,9 +73,14 @@ struct Cli {
     #[arg(long, default_value_t = 0.05)]
     alpha: f64,
 
-    /// Observer outlier analysis (leave-one-observer-out likelihood, pwcmp's dist_L; flagged at >= 1.5).
+    /// Observer outlier screen (leave-one-observer-out log10 likelihood per compared pair, pwcmp's
+    /// dist_L; flagged at >= --outlier-fence).
     #[arg(long, requires = "comparisons")]
     outliers: bool,
+
+    /// dist_L at or above which --outliers flags an observer.
+    #[arg(long, default_value_t = scaling::OUTLIER_FENCE, requires = "outliers")]
+    outlier_fence: f64,
 
     /// Ignore columns of --comparisons other than the known ones instead of rejecting the file.
     #[arg(long, requires = "comparisons")]
@@ -99,44 +109,18 @@ enum Format {
     Csv,
 }
 
-/// The result of scaling one set of data (pooled, or one scene).
+/// The JSON of `--matrix`: one fit, no observers (with --comparisons the output is `scaling::Analysis`).
 #[derive(Serialize)]
-struct Report {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scene: Option<String>,
+struct MatrixReport {
     conditions: Vec<String>,
     jnd: Vec<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ci_low: Option<Vec<f64>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ci_high: Option<Vec<f64>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    std: Option<Vec<f64>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    covariance: Option<Vec<Vec<f64>>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    significance: Option<Significance>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    outliers: Option<Vec<ObserverFit>>,
-    warnings: Vec<String>,
+    /// pwcmp's objective (negative log-posterior) at the optimum.
     objective: f64,
     iterations: u64,
     evaluations: u64,
     comparisons: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    observers: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    bootstrap_replicates: Option<usize>,
-}
-
-#[derive(Serialize)]
-struct Output<'a> {
-    #[serde(flatten)]
-    pooled: Option<&'a Report>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scenes: Option<&'a [Report]>,
+    warnings: Vec<String>,
     options: ScaleOptions,
-    seconds: f64,
 }
 
 enum Failure {
@@ -175,8 +159,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// What is written: the text on stdout (or --output), the SVGs for --plot, the warnings for stderr.
+struct Rendered {
+    text: String,
+    charts: Vec<String>,
+    warnings: Vec<String>,
+}
+
 fn run(cli: &Cli) -> Result<(), Failure> {
-    let started = Instant::now();
     if !(cli.alpha > 0.0 && cli.alpha < 1.0) {
         return Err(Failure::Input(format!(
             "--alpha must be between 0 and 1, got {}",
@@ -192,191 +182,164 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         prior: cli.prior,
         regularization: cli.regularization,
         disconnected: cli.disconnected,
+        solver: cli.solver,
     };
-    let (pooled, scenes) = if let Some(path) = &cli.matrix {
-        let mut d = CountMatrix::read_csv(open(path)?, &path.display().to_string())?;
-        if let Some(names) = &cli.names {
-            d = d
-                .with_names(names.clone())
-                .map_err(|e| Failure::Input(format!("--names: {e}")))?;
-        }
-        let fit = scale(&d, &options)?;
-        (
-            Some(report(None, d.names().to_vec(), d.total(), fit, None)),
-            None,
-        )
-    } else {
-        let path = cli.comparisons.as_ref().expect("clap requires one input");
-        let data = Comparisons::read_csv(
-            open(path)?,
-            &path.display().to_string(),
-            cli.allow_extra_columns,
-        )?;
-        if cli.per_scene {
-            if data.scenes.is_empty() {
-                return Err(Failure::Input(format!(
-                    "{}: --per-scene needs a 'scene' column",
-                    path.display()
-                )));
-            }
-            let reports = data
-                .scenes
-                .iter()
-                .map(|s| scale_comparisons(cli, &options, &data.scene(s), Some(s.clone())))
-                .collect::<Result<Vec<_>, _>>()?;
-            (None, Some(reports))
-        } else {
-            (Some(scale_comparisons(cli, &options, &data, None)?), None)
-        }
+    let out = match (&cli.matrix, &cli.comparisons) {
+        (Some(path), _) => run_matrix(cli, path, &options)?,
+        (None, Some(path)) => run_comparisons(cli, path, &options)?,
+        (None, None) => unreachable!("clap requires one input"),
     };
-
     // Everything is computed: only now are files written.
     if let Some(plot) = &cli.plot {
-        let svgs: Vec<String> = pooled
-            .iter()
-            .chain(scenes.iter().flatten())
-            .map(|r| chart(r).map_err(|e| Failure::Unscalable(format!("plot: {e}"))))
-            .collect::<Result<_, _>>()?;
-        write_atomically(plot, svgs.join("\n").as_bytes())?;
+        write_atomically(plot, out.charts.join("\n").as_bytes())?;
     }
-    let text = match cli.format {
-        Format::Json => {
-            let out = Output {
-                pooled: pooled.as_ref(),
-                scenes: scenes.as_deref(),
-                options,
-                seconds: started.elapsed().as_secs_f64(),
-            };
-            serde_json::to_string_pretty(&out).expect("serialisable") + "\n"
-        }
-        Format::Csv => to_csv(pooled.iter().chain(scenes.iter().flatten())),
-    };
-    for w in pooled
-        .iter()
-        .chain(scenes.iter().flatten())
-        .flat_map(|r| &r.warnings)
-    {
+    for w in &out.warnings {
         eprintln!("jnd-scale: warning: {w}");
     }
     match &cli.output {
-        Some(path) => write_atomically(path, text.as_bytes()),
+        Some(path) => write_atomically(path, out.text.as_bytes()),
         None => std::io::stdout()
-            .write_all(text.as_bytes())
+            .write_all(out.text.as_bytes())
             .map_err(|e| Failure::Input(format!("stdout: {e}"))),
     }
 }
 
-fn scale_comparisons(
-    cli: &Cli,
-    options: &ScaleOptions,
-    data: &Comparisons,
-    scene: Option<String>,
-) -> Result<Report, Failure> {
-    let counts = data.observer_counts();
-    let total = counts.total();
-    let n_obs = counts.observers.len();
-    let mut rep = if cli.bootstrap > 0 {
-        let bar = progress(
-            cli,
-            cli.bootstrap as u64,
-            scene.as_deref().unwrap_or("bootstrap"),
-        );
-        let boot = BootstrapOptions {
-            replicates: cli.bootstrap,
-            alpha: cli.alpha,
-            seed: cli.seed,
-        };
-        let result = bootstrap(&counts.matrices, options, &boot, &|| bar.inc(1))?;
-        bar.finish_and_clear();
-        let fit = result.fit.clone();
-        report(
-            scene,
-            data.conditions.clone(),
-            total.total(),
-            fit,
-            Some((result, cli.alpha)),
-        )
-    } else {
-        report(
-            scene,
-            data.conditions.clone(),
-            total.total(),
-            scale(&total, options)?,
-            None,
-        )
-    };
-    rep.observers = Some(n_obs);
-    if cli.outliers {
-        if n_obs < 3 {
-            return Err(Failure::Input(format!(
-                "--outliers needs at least 3 observers, got {n_obs}"
-            )));
-        }
-        rep.outliers = Some(outliers(&counts.observers, &counts.matrices, options)?);
+fn run_matrix(cli: &Cli, path: &Path, options: &ScaleOptions) -> Result<Rendered, Failure> {
+    let mut d = CountMatrix::read_csv(open(path)?, &path.display().to_string())?;
+    if let Some(names) = &cli.names {
+        d = d
+            .with_names(names.clone())
+            .map_err(|e| Failure::Input(format!("--names: {e}")))?;
     }
-    Ok(rep)
-}
-
-fn report(
-    scene: Option<String>,
-    conditions: Vec<String>,
-    comparisons: f64,
-    fit: Scaling,
-    boot: Option<(Bootstrap, f64)>,
-) -> Report {
-    let mut r = Report {
-        scene,
-        conditions,
-        jnd: fit.jnd,
+    let fit = scale(&d, options)?;
+    let set = JndSet {
+        conditions: d.names().to_vec(),
+        jnd: fit.jnd.clone(),
         ci_low: None,
         ci_high: None,
         std: None,
-        covariance: None,
-        significance: None,
-        outliers: None,
+        replicates_used: 0,
+        observers: 0,
+        answers: d.total() as usize,
+    };
+    let text = match cli.format {
+        Format::Json => {
+            let report = MatrixReport {
+                conditions: d.names().to_vec(),
+                jnd: fit.jnd,
+                objective: fit.objective,
+                iterations: fit.iterations,
+                evaluations: fit.evaluations,
+                comparisons: d.total() as u64,
+                warnings: fit.warnings.clone(),
+                options: *options,
+            };
+            serde_json::to_string_pretty(&report).expect("serialisable") + "\n"
+        }
+        Format::Csv => to_csv([(None, &set)].into_iter()),
+    };
+    Ok(Rendered {
+        text,
+        charts: charts(cli, [(None, &set)].into_iter())?,
         warnings: fit.warnings,
-        objective: fit.objective,
-        iterations: fit.iterations,
-        evaluations: fit.evaluations,
-        comparisons: comparisons as u64,
-        observers: None,
-        bootstrap_replicates: None,
-    };
-    if let Some((b, alpha)) = boot {
-        r.significance = Some(significance(&r.jnd, &b.covariance, alpha));
-        r.warnings = b.warnings;
-        r.ci_low = Some(b.ci_low);
-        r.ci_high = Some(b.ci_high);
-        r.std = Some(b.std);
-        r.covariance = Some(b.covariance);
-        r.bootstrap_replicates = Some(b.replicates_used);
+    })
+}
+
+fn run_comparisons(cli: &Cli, path: &Path, options: &ScaleOptions) -> Result<Rendered, Failure> {
+    let data = Comparisons::read_csv(
+        open(path)?,
+        &path.display().to_string(),
+        cli.allow_extra_columns,
+    )?;
+    if cli.per_scene && data.scenes.is_empty() {
+        return Err(Failure::Input(format!(
+            "{}: --per-scene needs a 'scene' column",
+            path.display()
+        )));
     }
-    r
-}
-
-fn chart(r: &Report) -> Result<String, String> {
-    let points: Vec<PlotPoint> = (0..r.conditions.len())
-        .map(|i| PlotPoint {
-            name: &r.conditions[i],
-            jnd: r.jnd[i],
-            ci: r
-                .ci_low
-                .as_ref()
-                .zip(r.ci_high.as_ref())
-                .map(|(l, h)| (l[i], h[i])),
-        })
-        .collect();
-    let title = match &r.scene {
-        Some(s) => format!("JND per condition, scene {s}"),
-        None => "JND per condition".to_string(),
+    if cli.outliers && data.observers.len() < 3 {
+        return Err(Failure::Input(format!(
+            "--outliers needs at least 3 observers, got {}",
+            data.observers.len()
+        )));
+    }
+    let opts = AnalysisOptions {
+        scale: *options,
+        replicates: cli.bootstrap,
+        alpha: cli.alpha,
+        seed: cli.seed,
+        per_scene: cli.per_scene,
+        outliers: cli.outliers,
+        outlier_fence: cli.outlier_fence,
     };
-    jnd_chart_svg(&title, &points)
+    let sets = if cli.per_scene {
+        1 + data.scenes.len()
+    } else {
+        1
+    };
+    let bar = progress(cli, (cli.bootstrap * sets) as u64);
+    let analysis = analyse(&data, &opts, &|| bar.inc(1));
+    bar.finish_and_clear();
+    let Some(pooled) = &analysis.pooled else {
+        return Err(Failure::Unscalable(analysis.warnings.join("; ")));
+    };
+    // --per-scene shows the scenes (JSON: both); otherwise the pooled scores.
+    let shown: Vec<(Option<&str>, &JndSet)> = if cli.per_scene {
+        analysis
+            .per_scene
+            .iter()
+            .filter_map(|s| s.result.as_ref().map(|r| (Some(s.scene.as_str()), r)))
+            .collect()
+    } else {
+        vec![(None, pooled)]
+    };
+    let text = match cli.format {
+        Format::Json => serde_json::to_string_pretty(&analysis).expect("serialisable") + "\n",
+        Format::Csv => to_csv(shown.iter().copied()),
+    };
+    let mut warnings = analysis.warnings.clone();
+    for s in &analysis.per_scene {
+        warnings.extend(s.warnings.iter().map(|w| format!("scene {}: {w}", s.scene)));
+    }
+    Ok(Rendered {
+        text,
+        charts: charts(cli, shown.iter().copied())?,
+        warnings,
+    })
 }
 
-fn to_csv<'a>(reports: impl Iterator<Item = &'a Report>) -> String {
+fn charts<'a>(
+    cli: &Cli,
+    sets: impl Iterator<Item = (Option<&'a str>, &'a JndSet)>,
+) -> Result<Vec<String>, Failure> {
+    if cli.plot.is_none() {
+        return Ok(Vec::new());
+    }
+    sets.map(|(scene, r)| {
+        let points: Vec<PlotPoint> = (0..r.conditions.len())
+            .map(|i| PlotPoint {
+                name: &r.conditions[i],
+                jnd: r.jnd[i],
+                ci: r
+                    .ci_low
+                    .as_ref()
+                    .zip(r.ci_high.as_ref())
+                    .map(|(l, h)| (l[i], h[i])),
+            })
+            .collect();
+        let title = match scene {
+            Some(s) => format!("JND per condition, scene {s}"),
+            None => "JND per condition".to_string(),
+        };
+        jnd_chart_svg(&title, &points).map_err(|e| Failure::Unscalable(format!("plot: {e}")))
+    })
+    .collect()
+}
+
+fn to_csv<'a>(sets: impl Iterator<Item = (Option<&'a str>, &'a JndSet)>) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header_written = false;
-    for r in reports {
+    for (scene, r) in sets {
         let has_ci = r.ci_low.is_some();
         if !header_written {
             let mut h = vec!["scene", "condition", "jnd"];
@@ -388,7 +351,7 @@ fn to_csv<'a>(reports: impl Iterator<Item = &'a Report>) -> String {
         }
         for i in 0..r.conditions.len() {
             let mut row = vec![
-                r.scene.clone().unwrap_or_default(),
+                scene.unwrap_or_default().to_string(),
                 r.conditions[i].clone(),
                 format!("{}", r.jnd[i]),
             ];
@@ -419,8 +382,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     Ok(())
 }
 
-fn progress(cli: &Cli, len: u64, what: &str) -> ProgressBar {
-    if cli.quiet {
+fn progress(cli: &Cli, len: u64) -> ProgressBar {
+    if cli.quiet || len == 0 {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len);
@@ -431,6 +394,6 @@ fn progress(cli: &Cli, len: u64, what: &str) -> ProgressBar {
         .expect("template")
         .progress_chars("=> "),
     );
-    bar.set_message(what.to_string());
+    bar.set_message("bootstrap");
     bar
 }

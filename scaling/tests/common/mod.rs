@@ -3,27 +3,19 @@
 
 use std::path::PathBuf;
 
-/// `../shared/reference/pwcmp` beside the checkout (or `$JNDLAB_SHARED/reference/pwcmp`).
-/// `None` means "skip": allowed only outside CI; under `CI=true` a missing folder is a failure.
-pub fn pwcmp_reference_dir() -> Option<PathBuf> {
+/// `../shared/reference/pwcmp` beside the checkout (or `$JNDLAB_SHARED/reference/pwcmp`). The tests
+/// that call this are `#[ignore = "needs ../shared/reference/pwcmp"]`; run, they fail when it is absent.
+pub fn pwcmp_reference_dir() -> PathBuf {
     let shared = std::env::var_os("JNDLAB_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
     let dir = shared.join("reference/pwcmp");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "CI=true but the pwcmp reference data is missing at {}",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: {} is absent (this test needs ../shared)",
+    assert!(
+        dir.is_dir(),
+        "the pwcmp reference data is missing at {} (this test needs ../shared)",
         dir.display()
     );
-    None
+    dir
 }
 
 pub fn read_json(path: &std::path::Path) -> serde_json::Value {

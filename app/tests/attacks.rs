@@ -562,8 +562,11 @@ async fn a_bot_farm_fails_its_checks_is_excluded_and_changes_nothing(t: TestDb) 
     let after = results::results(&t.db, s.id, &o, Arc::new(|| {}))
         .await
         .unwrap();
-    assert_eq!(after.pooled, honest.pooled, "the farm moved no score");
-    assert_eq!(after.per_scene, honest.per_scene);
+    assert_eq!(
+        after.analysis.pooled, honest.analysis.pooled,
+        "the farm moved no score"
+    );
+    assert_eq!(after.analysis.per_scene, honest.analysis.per_scene);
     assert_eq!(after.counts.answers_used, honest.counts.answers_used);
     assert_eq!(
         after.counts.answers_excluded,

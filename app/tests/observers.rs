@@ -316,7 +316,7 @@ async fn observers_over_http_recover_the_model_on_the_demo_bundle() {
         sum.answers - sum.obvious
     );
     let rows = results::answers(&t.db, s.id).await.unwrap();
-    let pooled = r.pooled.as_ref().unwrap();
+    let pooled = r.analysis.pooled.as_ref().unwrap();
     let want = noise_free(&rows, None, 1000.0, &conditions, &scenes, &q);
     let mean_centred: BTreeMap<String, f64> = conditions.iter().cloned().zip(centred).collect();
     print_table("pooled", pooled, &want);
@@ -328,7 +328,7 @@ async fn observers_over_http_recover_the_model_on_the_demo_bundle() {
     check_ranking("pooled", pooled, &want, 0.3);
     // (b)
     check_scores("pooled", pooled, &want, 0.3);
-    for sc in &r.per_scene {
+    for sc in &r.analysis.per_scene {
         let got = sc.result.as_ref().unwrap();
         let want = noise_free(&rows, Some(&sc.scene), 1.0, &conditions, &scenes, &q);
         print_table(&sc.scene, got, &want);
@@ -505,7 +505,7 @@ async fn simulate_cli_recovers_a_known_one_scene_truth() {
         .unwrap();
     assert_eq!(r.counts.hits_excluded as i64, excluded);
     assert_eq!(r.counts.answers_used as i64, (150 - excluded) * 6);
-    let pooled = r.pooled.as_ref().unwrap();
+    let pooled = r.analysis.pooled.as_ref().unwrap();
     print_table("one scene", pooled, &truth);
     assert_eq!(check_ranking("one scene", pooled, &truth, 0.3), 6);
     check_scores("one scene", pooled, &truth, 0.25);

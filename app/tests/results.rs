@@ -82,7 +82,7 @@ async fn results_recover_a_known_ranking_and_are_cached(t: TestDb) {
     assert_eq!(r.counts.answers_valid, 240);
     assert_eq!(r.counts.answers_excluded, 0);
     assert_eq!((r.counts.answers_used, r.counts.observers_used), (240, 40));
-    let p = r.pooled.as_ref().unwrap();
+    let p = r.analysis.pooled.as_ref().unwrap();
     assert_eq!(p.conditions, ["c0", "c1", "c2", "c3"]);
     // mean-0 truth: -1.5, -0.5, 0.5, 1.5; the estimate's SE here is ~0.15 JND
     for (i, j) in p.jnd.iter().enumerate() {
@@ -95,13 +95,13 @@ async fn results_recover_a_known_ranking_and_are_cached(t: TestDb) {
         assert!(lo[i] <= p.jnd[i] && p.jnd[i] <= hi[i] && hi[i] - lo[i] < 1.5);
     }
     assert_eq!(p.replicates_used, 100);
-    let sig = r.significance.as_ref().unwrap();
+    let sig = r.analysis.significance.as_ref().unwrap();
     assert!(sig.significant[0][3] && sig.significant[3][0]);
-    assert_eq!(r.outliers.len(), 40);
-    let total: f64 = r.count_matrix.iter().flatten().sum();
+    assert_eq!(r.analysis.outliers.len(), 40);
+    let total: f64 = r.analysis.count_matrix.iter().flatten().sum();
     assert_eq!(total, 240.0);
-    assert_eq!(r.per_scene.len(), 2);
-    for sc in &r.per_scene {
+    assert_eq!(r.analysis.per_scene.len(), 2);
+    for sc in &r.analysis.per_scene {
         let x = sc.result.as_ref().unwrap();
         assert_eq!(x.conditions.len(), 4);
         assert!(x.jnd[3] > x.jnd[0], "scene {}: {:?}", sc.scene, x.jnd);
@@ -137,10 +137,10 @@ async fn excluded_hits_change_nothing_unless_included(t: TestDb) {
     assert_eq!(after.counts.hits_excluded, 8);
     assert_eq!(after.counts.answers_excluded, 48);
     assert_eq!(after.counts.answers_used, 144);
-    assert_eq!(after.pooled, before.pooled);
-    assert_eq!(after.per_scene, before.per_scene);
-    assert_eq!(after.significance, before.significance);
-    assert_eq!(after.outliers, before.outliers);
+    assert_eq!(after.analysis.pooled, before.analysis.pooled);
+    assert_eq!(after.analysis.per_scene, before.analysis.per_scene);
+    assert_eq!(after.analysis.significance, before.analysis.significance);
+    assert_eq!(after.analysis.outliers, before.analysis.outliers);
     let with = get(
         &t,
         s.id,
@@ -154,7 +154,10 @@ async fn excluded_hits_change_nothing_unless_included(t: TestDb) {
         (with.counts.answers_used, with.counts.observers_used),
         (192, 32)
     );
-    let (b, w) = (before.pooled.unwrap(), with.pooled.unwrap());
+    let (b, w) = (
+        before.analysis.pooled.unwrap(),
+        with.analysis.pooled.unwrap(),
+    );
     // adversaries always picked the worse image: the spread shrinks
     assert!(
         w.jnd[3] - w.jnd[0] < b.jnd[3] - b.jnd[0] - 0.3,
@@ -165,6 +168,7 @@ async fn excluded_hits_change_nothing_unless_included(t: TestDb) {
     // and they fit the others worst (means over observers: robust to one unlucky honest observer)
     let mean_ll = |bad: bool| {
         let v: Vec<f64> = with
+            .analysis
             .outliers
             .iter()
             .filter(|x| x.observer.starts_with("mturk:bad") == bad)
@@ -252,7 +256,7 @@ async fn exports_round_trip_through_the_scaling_reader_and_the_cli() {
         .map(|x| x.unwrap())
         .collect();
     assert_eq!(recs.len(), 4 * 3, "pooled + 2 scenes");
-    let p = r.pooled.as_ref().unwrap();
+    let p = r.analysis.pooled.as_ref().unwrap();
     assert_eq!(&recs[3][0], "pooled");
     assert_eq!(recs[3][2].parse::<f64>().unwrap(), p.jnd[3]);
 

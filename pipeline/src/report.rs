@@ -3,26 +3,27 @@
 //! over the test scenes, a table of all numbers, one scene's images, and the study's counts. Each figure
 //! is also written as its own SVG next to the HTML, which inlines them so the one file can be mailed.
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use scaling::{PlotPoint, ScatterPoint, jnd_chart_svg, scatter_svg};
+use maud::{DOCTYPE, PreEscaped, html};
+use scaling::{JndSet, PlotPoint, ScatterPoint, jnd_chart_svg, scatter_svg};
 use serde::Deserialize;
 use study_bundle::Manifest;
 
 use crate::config::PipelineConfig;
 use crate::stages::{Layout, Timings};
 
-/// The parts of the app's `jnd-json` export the report uses.
+/// The app's `jnd-json` export: the scaling analysis (`scaling::Analysis`, the one jnd.json type) and,
+/// beside it, the study's counts, of which the report shows a few.
 #[derive(Debug, Deserialize)]
 pub struct JndExport {
     pub counts: Counts,
-    pub pooled: Option<JndSet>,
-    #[serde(default)]
-    pub warnings: Vec<String>,
+    #[serde(flatten)]
+    pub analysis: scaling::Analysis,
 }
 
+/// The study counts the report shows (the app's `results::Counts` has more).
 #[derive(Debug, Default, Deserialize)]
 pub struct Counts {
     pub answers_valid: usize,
@@ -30,14 +31,6 @@ pub struct Counts {
     pub hits_excluded: usize,
     pub answers_used: usize,
     pub observers_used: usize,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct JndSet {
-    pub conditions: Vec<String>,
-    pub jnd: Vec<f64>,
-    pub ci_low: Option<Vec<f64>>,
-    pub ci_high: Option<Vec<f64>>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<T> {
@@ -93,13 +86,6 @@ pub fn rows(bundle: &Manifest, jnd: &JndSet) -> Vec<Row> {
     out
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// An SVG document without its XML declaration, for inlining.
 fn inline_svg(svg: &str) -> &str {
     match svg.find("<svg") {
@@ -112,6 +98,7 @@ pub fn write_report(c: &PipelineConfig, l: &Layout) -> Result<()> {
     let bundle: Manifest = read_json(&l.bundle_dir().join(study_bundle::MANIFEST))?;
     let export: JndExport = read_json(&l.jnd_json())?;
     let pooled = export
+        .analysis
         .pooled
         .as_ref()
         .context("the study has no scaled answers (no valid HITs?)")?;
@@ -188,123 +175,98 @@ pub fn write_report(c: &PipelineConfig, l: &Layout) -> Result<()> {
         std::fs::write(dir.join(file), svg)?;
     }
 
-    let mut h = String::new();
     let title = format!("jndlab run {}: {}", c.name, bundle.name);
-    write!(
-        h,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>\
-         body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}\
-         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
-         td:first-child,th:first-child{{text-align:left}}figure{{margin:1.5em 0}}figcaption{{color:#555}}\
-         .scene img{{image-rendering:pixelated;margin:2px}}.scene figure{{display:inline-block;margin:4px}}\
-         .warn{{color:#a40}}</style></head><body>\n<h1>{}</h1>\n",
-        esc(&title),
-        esc(&title)
-    )?;
     let total: f64 = timings.stages.iter().map(|(_, s)| s).sum();
-    writeln!(
-        h,
-        "<p>Task <b>{}</b>; {} losses; {} scenes; {} simulated observers (one HIT each), of whom {} HITs \
-         failed an attention check and were excluded; {} answers scaled from {} observers. \
-         The answers come from <b>simulated observers</b> (an MS-SSIM-driven Thurstonian model), not people: \
-         this report shows that the method works end to end, not which loss people prefer.</p>",
-        esc(&c.task),
-        bundle.conditions.len(),
-        bundle.scenes.len(),
-        export.counts.hits,
-        export.counts.hits_excluded,
-        export.counts.answers_used,
-        export.counts.observers_used,
-    )?;
-    for w in &export.warnings {
-        writeln!(h, "<p class=\"warn\">warning: {}</p>", esc(w))?;
-    }
     let metrics: Vec<String> = {
         let mut m: Vec<String> = rows.iter().flat_map(|r| r.means.keys().cloned()).collect();
         m.sort();
         m.dedup();
         m
     };
-    write!(
-        h,
-        "<h2>Results</h2>\n<table><tr><th>condition</th><th>JND</th><th>95% CI</th>"
-    )?;
-    for m in &metrics {
-        write!(h, "<th>mean {}</th>", esc(&m.to_uppercase()))?;
-    }
-    writeln!(h, "</tr>")?;
-    for r in &rows {
-        write!(
-            h,
-            "<tr><td>{} <small>({})</small></td><td>{:.2}</td><td>{}</td>",
-            esc(&r.label),
-            esc(&r.key),
-            r.jnd,
-            r.ci.map(|(a, b)| format!("[{a:.2}, {b:.2}]"))
-                .unwrap_or_else(|| "-".into())
-        )?;
-        for m in &metrics {
-            match r.means.get(m) {
-                Some(v) => write!(h, "<td>{v:.4}</td>")?,
-                None => write!(h, "<td>-</td>")?,
-            }
-        }
-        writeln!(h, "</tr>")?;
-    }
-    writeln!(h, "</table>")?;
-    writeln!(h, "<h2>Figures</h2>")?;
-    for (file, caption, svg) in &figures {
-        writeln!(
-            h,
-            "<figure>{}<figcaption>{} (<a href=\"{}\">{}</a>)</figcaption></figure>",
-            inline_svg(svg),
-            esc(caption),
-            esc(file),
-            esc(file)
-        )?;
-    }
+    // One scene's images, copied next to the report.
+    let mut tiles = Vec::new();
     if let Some(scene) = bundle.scenes.first() {
-        writeln!(
-            h,
-            "<h2>Scene {}</h2>\n<div class=\"scene\">",
-            esc(&scene.key)
-        )?;
-        let mut tiles = vec![("reference".to_string(), scene.reference.clone())];
+        let mut sources = vec![("reference".to_string(), scene.reference.clone())];
         for r in &rows {
             if let Some(p) = scene.images.get(&r.key) {
-                tiles.push((r.label.clone(), p.clone()));
+                sources.push((r.label.clone(), p.clone()));
             }
         }
-        for (i, (label, rel)) in tiles.iter().enumerate() {
-            let ext = Path::new(rel)
+        for (i, (label, rel)) in sources.into_iter().enumerate() {
+            let ext = Path::new(&rel)
                 .extension()
                 .and_then(|e| e.to_str())
                 .unwrap_or("png");
             let name = format!("images/{i}.{ext}");
-            std::fs::copy(l.bundle_dir().join(rel), dir.join(&name))
+            std::fs::copy(l.bundle_dir().join(&rel), dir.join(&name))
                 .with_context(|| format!("bundle image {rel}"))?;
-            writeln!(
-                h,
-                "<figure><img src=\"{name}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
-                esc(label),
-                esc(label)
-            )?;
+            tiles.push((label, name));
         }
-        writeln!(h, "</div>")?;
     }
-    writeln!(
-        h,
-        "<h2>Run</h2>\n<p>Reproduce: <code>jndlab pipeline --config {}</code> (or <code>bash scripts/pipeline.sh</code>). \
-         Stages ({:.1} min in all):</p><ul>",
-        esc(&l.recipe().display().to_string()),
-        total / 60.0
-    )?;
-    for (name, secs) in &timings.stages {
-        writeln!(h, "<li>{}: {:.1} s</li>", esc(name), secs)?;
-    }
-    writeln!(h, "</ul>\n</body></html>")?;
+    const STYLE: &str = "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\
+         table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}\
+         td:first-child,th:first-child{text-align:left}figure{margin:1.5em 0}figcaption{color:#555}\
+         .scene img{image-rendering:pixelated;margin:2px}.scene figure{display:inline-block;margin:4px}\
+         .warn{color:#a40}";
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head { meta charset="utf-8"; title { (title) } style { (PreEscaped(STYLE)) } }
+            body {
+                h1 { (title) }
+                p {
+                    "Task " b { (c.task) } "; " (bundle.conditions.len()) " losses; " (bundle.scenes.len()) " scenes; "
+                    (export.counts.hits) " simulated observers (one HIT each), of whom " (export.counts.hits_excluded)
+                    " HITs were excluded by the quality rules; " (export.counts.answers_used) " answers scaled from "
+                    (export.counts.observers_used) " observers. The answers come from " b { "simulated observers" }
+                    " (an MS-SSIM-driven Thurstonian model), not people: this report shows that the method works end \
+                     to end, not which loss people prefer."
+                }
+                @for w in &export.analysis.warnings { p class="warn" { "warning: " (w) } }
+                h2 { "Results" }
+                table {
+                    tr {
+                        th { "condition" } th { "JND" } th { "95% CI" }
+                        @for m in &metrics { th { "mean " (m.to_uppercase()) } }
+                    }
+                    @for r in &rows {
+                        tr {
+                            td { (r.label) " " small { "(" (r.key) ")" } }
+                            td { (format!("{:.2}", r.jnd)) }
+                            td { (r.ci.map(|(a, b)| format!("[{a:.2}, {b:.2}]")).unwrap_or_else(|| "-".into())) }
+                            @for m in &metrics {
+                                td { (r.means.get(m).map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into())) }
+                            }
+                        }
+                    }
+                }
+                h2 { "Figures" }
+                @for (file, caption, svg) in &figures {
+                    figure {
+                        // Our own plotting code's SVG, inlined as it is.
+                        (PreEscaped(inline_svg(svg)))
+                        figcaption { (caption) " (" a href=(file) { (file) } ")" }
+                    }
+                }
+                @if let Some(scene) = bundle.scenes.first() {
+                    h2 { "Scene " (scene.key) }
+                    div class="scene" {
+                        @for (label, name) in &tiles {
+                            figure { img src=(name) alt=(label); figcaption { (label) } }
+                        }
+                    }
+                }
+                h2 { "Run" }
+                p {
+                    "Reproduce: " code { "jndlab pipeline --config " (l.recipe().display()) }
+                    " (or " code { "bash scripts/pipeline.sh" } "). Stages (" (format!("{:.1}", total / 60.0)) " min in all):"
+                }
+                ul { @for (name, secs) in &timings.stages { li { (name) ": " (format!("{secs:.1}")) " s" } } }
+            }
+        }
+    };
     let tmp = dir.join("report.html.partial");
-    std::fs::write(&tmp, h)?;
+    std::fs::write(&tmp, page.into_string())?;
     std::fs::rename(&tmp, dir.join("report.html"))?;
     Ok(())
 }

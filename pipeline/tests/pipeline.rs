@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use pipeline::config::PipelineConfig;
-use pipeline::report::{JndSet, rows};
+use pipeline::report::rows;
+use scaling::JndSet;
 use study_bundle::Manifest;
 
 fn workspace() -> PathBuf {
@@ -98,6 +99,10 @@ fn report_rows_join_scores_and_mean_metrics_best_first() {
         jnd: vec![0.5, 1.5, -2.0],
         ci_low: Some(vec![0.1, 1.0, -2.5]),
         ci_high: Some(vec![0.9, 2.0, -1.5]),
+        std: None,
+        replicates_used: 100,
+        observers: 10,
+        answers: 90,
     };
     let r = rows(&tiny_bundle(), &jnd);
     let keys: Vec<&str> = r.iter().map(|r| r.key.as_str()).collect();

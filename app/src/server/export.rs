@@ -265,14 +265,16 @@ pub fn jnd_csv(r: &StudyResults) -> anyhow::Result<Vec<u8>> {
         "answers",
         "mean_psnr",
     ])?;
-    let sets = r.pooled.iter().map(|s| ("pooled", s)).chain(
-        r.per_scene
+    let sets = r.analysis.pooled.iter().map(|s| ("pooled", s)).chain(
+        r.analysis
+            .per_scene
             .iter()
             .filter_map(|s| s.result.as_ref().map(|x| (s.scene.as_str(), x))),
     );
     for (scope, s) in sets {
         for (i, c) in s.conditions.iter().enumerate() {
             let psnr = r
+                .analysis
                 .pooled
                 .as_ref()
                 .and_then(|p| p.conditions.iter().position(|k| k == c))

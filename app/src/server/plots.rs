@@ -38,7 +38,9 @@ pub fn svg(plot: Plot, r: &StudyResults, times: &[(i64, bool)]) -> anyhow::Resul
     let fail = |e: String| anyhow::anyhow!("drawing {}: {e}", plot.file_name());
     match plot {
         Plot::Jnd => {
-            let Some(p) = &r.pooled else { return Ok(None) };
+            let Some(p) = &r.analysis.pooled else {
+                return Ok(None);
+            };
             let points: Vec<scaling::PlotPoint> = p
                 .conditions
                 .iter()
@@ -62,7 +64,9 @@ pub fn svg(plot: Plot, r: &StudyResults, times: &[(i64, bool)]) -> anyhow::Resul
                 .map_err(fail)
         }
         Plot::PerceptionDistortion => {
-            let Some(p) = &r.pooled else { return Ok(None) };
+            let Some(p) = &r.analysis.pooled else {
+                return Ok(None);
+            };
             let points: Vec<scaling::ScatterPoint> = p
                 .conditions
                 .iter()

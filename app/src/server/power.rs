@@ -148,7 +148,7 @@ pub fn compute(
         error: None,
         notes: Vec::new(),
     };
-    let Some(p) = &r.pooled else {
+    let Some(p) = &r.analysis.pooled else {
         report.error = Some("no scores yet: power planning starts from the first answers".into());
         return report;
     };
@@ -161,8 +161,9 @@ pub fn compute(
         });
     }
     let made = (|| -> Result<scaling::power::Power, String> {
-        let data = scaling::CountMatrix::from_rows(&r.count_matrix, Some(p.conditions.clone()))
-            .map_err(|e| e.to_string())?;
+        let data =
+            scaling::CountMatrix::from_rows(&r.analysis.count_matrix, Some(p.conditions.clone()))
+                .map_err(|e| e.to_string())?;
         let index = |k: &str| p.conditions.iter().position(|c| c == k);
         let mut idx = Vec::new();
         let mut missing = 0;

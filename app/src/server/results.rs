@@ -247,43 +247,7 @@ pub async fn mean_psnr(db: &Db, study_id: i64) -> anyhow::Result<Vec<(String, f6
     .await?)
 }
 
-/// JND scores of one set of comparisons (pooled or one scene).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JndSet {
-    pub conditions: Vec<String>,
-    pub jnd: Vec<f64>,
-    /// 95% percentile bootstrap CIs; absent with fewer than 2 observers or 0 replicates.
-    pub ci_low: Option<Vec<f64>>,
-    pub ci_high: Option<Vec<f64>>,
-    pub replicates_used: usize,
-    pub observers: usize,
-    pub answers: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SceneResult {
-    pub scene: String,
-    pub result: Option<JndSet>,
-    pub warnings: Vec<String>,
-}
-
-/// Pairwise significance of the pooled scores (z-test on the bootstrap covariance).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SignificanceTable {
-    /// Two-tailed p-values, in the order of `JndSet::conditions`.
-    pub p_value: Vec<Vec<f64>>,
-    pub significant: Vec<Vec<bool>>,
-    pub alpha: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OutlierRow {
-    pub observer: String,
-    pub log_likelihood: f64,
-    /// (Q1 - L) / IQR when L < Q1 (absent when not finite: all observers fit alike).
-    pub dist_l: Option<f64>,
-    pub outlier: bool,
-}
+pub use scaling::{JndSet, OutlierRow, SceneResult, SignificanceTable};
 
 /// What happened to every answer: used, or left out and why. The admin progress table counts the same.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -347,6 +311,9 @@ impl Counts {
     }
 }
 
+/// The results of a study: the scaling analysis (`scaling::Analysis`, the jnd.json type: JND with CIs
+/// pooled and per scene, significance, the outlier screen, the count matrix) and what only the study
+/// knows: which answers were used and why the others were not, the rules, the metrics of the bundle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudyResults {
     pub study_id: i64,
@@ -357,77 +324,12 @@ pub struct StudyResults {
     pub data_version: String,
     pub computed_at_ms: i64,
     pub counts: Counts,
-    /// Pooled over scenes.
-    pub pooled: Option<JndSet>,
-    pub per_scene: Vec<SceneResult>,
-    pub significance: Option<SignificanceTable>,
-    /// pwcmp's outlier screen of the valid answers (observer = HIT or worker, the study's quality scope).
-    pub outliers: Vec<OutlierRow>,
-    /// The HITs the screen flags (dist_L >= the study's fence).
+    #[serde(flatten)]
+    pub analysis: scaling::Analysis,
+    /// The HITs the outlier screen flags (dist_L >= the study's fence).
     pub outlier_hits: Vec<i64>,
-    /// Pooled comparison counts: row i, column j = times i was chosen over j (order of `pooled`).
-    pub count_matrix: Vec<Vec<f64>>,
-    /// Mean PSNR per condition (order of `pooled`) where the bundle has PSNR for it.
+    /// Mean PSNR per condition (order of `analysis.conditions`) where the bundle has PSNR for it.
     pub mean_psnr: Vec<Option<f64>>,
-    pub warnings: Vec<String>,
-}
-
-/// Scales one set of comparisons; the bootstrap when there are >= 2 observers and replicates asked for.
-fn jnd_set(
-    c: &scaling::Comparisons,
-    opts: &ResultsOptions,
-    on_replicate: &(dyn Fn() + Sync),
-    warnings: &mut Vec<String>,
-) -> (Option<JndSet>, Option<scaling::Bootstrap>) {
-    if c.answers.is_empty() {
-        warnings.push("no answers yet".into());
-        return (None, None);
-    }
-    let oc = c.observer_counts();
-    let so = scaling::ScaleOptions::default();
-    let mut set = JndSet {
-        conditions: c.conditions.clone(),
-        jnd: Vec::new(),
-        ci_low: None,
-        ci_high: None,
-        replicates_used: 0,
-        observers: oc.observers.len(),
-        answers: c.answers.len(),
-    };
-    if oc.observers.len() >= 2 && opts.replicates >= 2 {
-        let bo = scaling::BootstrapOptions {
-            replicates: opts.replicates,
-            alpha: 0.05,
-            seed: opts.seed,
-        };
-        match scaling::bootstrap(&oc.matrices, &so, &bo, on_replicate) {
-            Ok(b) => {
-                set.jnd = b.fit.jnd.clone();
-                set.ci_low = Some(b.ci_low.clone());
-                set.ci_high = Some(b.ci_high.clone());
-                set.replicates_used = b.replicates_used;
-                warnings.extend(b.warnings.iter().cloned());
-                return (Some(set), Some(b));
-            }
-            Err(e) => warnings.push(format!("no confidence intervals: {e}")),
-        }
-    } else if opts.replicates >= 2 {
-        warnings.push(format!(
-            "no confidence intervals: the bootstrap needs at least 2 observers, there are {}",
-            oc.observers.len()
-        ));
-    }
-    match scaling::scale(&oc.total(), &so) {
-        Ok(s) => {
-            warnings.extend(s.warnings.iter().cloned());
-            set.jnd = s.jnd;
-            (Some(set), None)
-        }
-        Err(e) => {
-            warnings.push(format!("no scores: {e}"));
-            (None, None)
-        }
-    }
 }
 
 /// The observer unit of the quality rules' scope.
@@ -454,33 +356,23 @@ fn outlier_screen(
     let unit = screen_unit(rules);
     let base: Vec<&AnswerRow> = used(rows, opts, &without).collect();
     let c = to_comparisons(base.iter().copied(), unit);
-    let oc = c.observer_counts();
-    if oc.observers.len() < 3 {
+    if c.observers.len() < 3 {
         return (Vec::new(), Vec::new());
     }
-    let fits = match scaling::outliers(
-        &oc.observers,
-        &oc.matrices,
+    let table = match scaling::outliers_by_scene(
+        &c,
         &scaling::ScaleOptions::default(),
+        rules.outlier_fence,
     ) {
-        Ok(v) => v,
+        Ok(screen) => {
+            warnings.extend(screen.warnings);
+            screen.rows
+        }
         Err(e) => {
             warnings.push(format!("no outlier analysis: {e}"));
             return (Vec::new(), Vec::new());
         }
     };
-    let table: Vec<OutlierRow> = fits
-        .into_iter()
-        .map(|o| {
-            let dist_l = o.dist_l.is_finite().then_some(o.dist_l);
-            OutlierRow {
-                observer: o.observer,
-                log_likelihood: o.log_likelihood,
-                outlier: dist_l.is_some_and(|d| d >= rules.outlier_fence),
-                dist_l,
-            }
-        })
-        .collect();
     let flagged: std::collections::BTreeSet<&str> = table
         .iter()
         .filter(|o| o.outlier)
@@ -527,37 +419,29 @@ pub fn compute(
     let mut counts = Counts::of(&rows, rules);
     counts.answers_used = c.answers.len();
     counts.observers_used = c.observers.len();
-    let (pooled, boot) = jnd_set(&c, opts, on_replicate, &mut warnings);
-    let significance = boot.as_ref().map(|b| {
-        let s = scaling::significance(&b.fit.jnd, &b.covariance, 0.05);
-        SignificanceTable {
-            p_value: s.p_value,
-            significant: s.significant,
-            alpha: s.alpha,
+    let mut analysis = if c.answers.is_empty() {
+        scaling::Analysis {
+            conditions: Vec::new(),
+            pooled: None,
+            per_scene: Vec::new(),
+            significance: None,
+            outliers: Vec::new(),
+            count_matrix: Vec::new(),
+            warnings: vec!["no answers yet".into()],
         }
-    });
-    let count_matrix = if c.answers.is_empty() {
-        Vec::new()
     } else {
-        let m = c.observer_counts().total();
-        (0..m.len())
-            .map(|i| (0..m.len()).map(|j| m.get(i, j)).collect())
-            .collect()
+        let ao = scaling::AnalysisOptions {
+            replicates: opts.replicates,
+            seed: opts.seed,
+            // The screen above is the study's (its scope, its fence, before the outlier rule applies).
+            outliers: false,
+            ..Default::default()
+        };
+        scaling::analyse(&c, &ao, on_replicate)
     };
-    let per_scene = c
-        .scenes
-        .iter()
-        .map(|scene| {
-            let mut w = Vec::new();
-            let (result, _) = jnd_set(&c.scene(scene), opts, on_replicate, &mut w);
-            SceneResult {
-                scene: scene.clone(),
-                result,
-                warnings: w,
-            }
-        })
-        .collect();
-    let mean_psnr = c
+    analysis.outliers = outliers;
+    analysis.warnings.splice(0..0, warnings);
+    let mean_psnr = analysis
         .conditions
         .iter()
         .map(|k| psnr.iter().find(|(c, _)| c == k).map(|(_, v)| *v))
@@ -569,14 +453,9 @@ pub fn compute(
         data_version,
         computed_at_ms: db::now_ms(),
         counts,
-        pooled,
-        per_scene,
-        significance,
-        outliers,
+        analysis,
         outlier_hits,
-        count_matrix,
         mean_psnr,
-        warnings,
     }
 }
 

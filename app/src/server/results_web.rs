@@ -124,7 +124,7 @@ fn ci_text(l: Option<&Vec<f64>>, h: Option<&Vec<f64>>, i: usize) -> String {
 }
 
 fn pooled_table(r: &StudyResults) -> Markup {
-    let Some(p) = &r.pooled else {
+    let Some(p) = &r.analysis.pooled else {
         return html! { p id="no-scores" { "No scores yet." } };
     };
     let mut order: Vec<usize> = (0..p.conditions.len()).collect();
@@ -146,7 +146,9 @@ fn pooled_table(r: &StudyResults) -> Markup {
 }
 
 fn scene_table(r: &StudyResults) -> Markup {
-    let Some(p) = &r.pooled else { return html! {} };
+    let Some(p) = &r.analysis.pooled else {
+        return html! {};
+    };
     let cell = |s: &results::SceneResult, c: &str| {
         s.result
             .as_ref()
@@ -162,12 +164,12 @@ fn scene_table(r: &StudyResults) -> Markup {
     html! {
         h2 { "Per scene" }
         table id="scene-table" {
-            tr { th { "Condition" } @for s in &r.per_scene { th { (s.scene) } } }
+            tr { th { "Condition" } @for s in &r.analysis.per_scene { th { (s.scene) } } }
             @for c in &p.conditions {
-                tr { td { (c) } @for s in &r.per_scene { td { (cell(s, c)) } } }
+                tr { td { (c) } @for s in &r.analysis.per_scene { td { (cell(s, c)) } } }
             }
         }
-        @for s in r.per_scene.iter().filter(|s| !s.warnings.is_empty()) {
+        @for s in r.analysis.per_scene.iter().filter(|s| !s.warnings.is_empty()) {
             p class="notice" { "Scene " (s.scene) ": " (s.warnings.join("; ")) }
         }
     }
@@ -264,10 +266,10 @@ fn counts_section(r: &StudyResults) -> Markup {
 }
 
 fn outliers_section(r: &StudyResults) -> Markup {
-    if r.outliers.is_empty() {
+    if r.analysis.outliers.is_empty() {
         return html! {};
     }
-    let mut rows: Vec<_> = r.outliers.iter().collect();
+    let mut rows: Vec<_> = r.analysis.outliers.iter().collect();
     rows.sort_by(|a, c| {
         c.dist_l
             .unwrap_or(f64::INFINITY)
@@ -322,7 +324,7 @@ fn results_body(
             button id="apply-options" { "Recompute" }
         }
         (counts_section(r))
-        @for w in &r.warnings { p class="notice" { (w) } }
+        @for w in &r.analysis.warnings { p class="notice" { (w) } }
         h2 { "JND per condition (pooled over scenes)" }
         (pooled_table(r))
         @for plot in PLOTS {
@@ -337,7 +339,7 @@ fn results_body(
         }
         (power_section(x, r, p))
         (scene_table(r))
-        @if let (Some(pooled), Some(s)) = (&r.pooled, &r.significance) {
+        @if let (Some(pooled), Some(s)) = (&r.analysis.pooled, &r.analysis.significance) {
             h2 { "Significance" }
             p { "Two-tailed p-values of a z-test on the bootstrap covariance; " b { "bold" } ": p < " (s.alpha) "." }
             (matrix("significance", &pooled.conditions, |i, j| html! {
@@ -346,11 +348,11 @@ fn results_body(
                 @else { (format!("{:.3}", s.p_value[i][j])) }
             }))
         }
-        @if let Some(pooled) = &r.pooled {
+        @if let Some(pooled) = &r.analysis.pooled {
             h2 { "Comparison counts" }
             p { "Row i, column j: times i was chosen over j." }
             (matrix("count-matrix", &pooled.conditions, |i, j| html! {
-                @if i == j { "-" } @else { (r.count_matrix[i][j]) }
+                @if i == j { "-" } @else { (r.analysis.count_matrix[i][j]) }
             }))
         }
         (outliers_section(r))

@@ -186,11 +186,20 @@ pub(crate) fn scale_from(
         Some(s) if s.len() == n && s.iter().all(|v| v.is_finite()) => s.to_vec(),
         _ => vec![0.0; n],
     };
-    let found = if sparse {
-        minimise_sparse(&objective, &start)
-    } else {
-        minimise_dense(&objective, &start)
+    let minimise = |s: &[f64]| {
+        if sparse {
+            minimise_sparse(&objective, s)
+        } else {
+            minimise_dense(&objective, s)
+        }
     };
+    let mut found = minimise(&start);
+    if found.is_err() && start.iter().any(|v| *v != 0.0) {
+        // A warm start (a bootstrap replicate starts at the full-data fit) can be far from this
+        // data's optimum where the gaussian prior makes the objective non-convex: before calling
+        // the design unbounded, start where `scale` starts.
+        found = minimise(&vec![0.0; n]);
+    }
     let (q, value, iterations, evaluations) = match (found, dominant.first()) {
         (Ok(found), _) => found,
         // Not converging where the likelihood has a direction of endless improvement is that direction.
@@ -435,7 +444,7 @@ fn conjugate_gradients(
     b: &[f64],
 ) -> Option<Vec<f64>> {
     let m = b.len();
-    if diag.iter().any(|d| !(*d > 0.0)) {
+    if diag.iter().any(|d| d.is_nan() || *d <= 0.0) {
         return None;
     }
     let dot = |a: &[f64], c: &[f64]| a.iter().zip(c).map(|(x, y)| x * y).sum::<f64>();
@@ -452,7 +461,7 @@ fn conjugate_gradients(
     for _ in 0..(10 * m).max(100) {
         matvec(&p, &mut ap);
         let pap = dot(&p, &ap);
-        if !(pap > 0.0) {
+        if pap.is_nan() || pap <= 0.0 {
             return None;
         }
         let a = rz / pap;

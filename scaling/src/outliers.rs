@@ -12,8 +12,8 @@
 //!   with its defaults, i.e. the gaussian prior and mean0). Conditions that D_rest never compares are
 //!   joined to the rest as `pw_scale` joins disconnected components (one fake 1:1 comparison), which
 //!   is what pwcmp does with them.
-//! - o's log-likelihood in s: over the unordered pairs i < j that o compared in s (n_ij = D_ij + D_ji
-//!   > 0, counted once however often they were compared), the sum of
+//! - o's log-likelihood in s: over the unordered pairs i < j that o compared in s (those with
+//!   n_ij = D_ij + D_ji positive, counted once however often they were compared), the sum of
 //!   log10 max(Binomial(D_ij; n_ij, Phi((q_i - q_j) / 1.4826)), 1e-200): the binomial coefficient
 //!   included, each pair's probability floored at 1e-200 as pwcmp does. Computed in the log domain, so
 //!   far-apart conditions give the floor instead of pwcmp's `normcdf` underflow (the same number).

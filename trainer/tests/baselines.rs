@@ -29,22 +29,18 @@ fn patterned(r: &Tensor) -> Tensor {
     (d * 255.0).round() / 255.0
 }
 
-fn pairs() -> Option<Vec<(Value, Tensor, Tensor)>> {
-    let dir = common::mdf_dir()?;
-    Some(
-        reference()["pairs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                let r =
-                    load_tensor(&dir.join(p["reference"].as_str().unwrap()), Device::Cpu).unwrap();
-                let d =
-                    load_tensor(&dir.join(p["distorted"].as_str().unwrap()), Device::Cpu).unwrap();
-                (p.clone(), r, d)
-            })
-            .collect(),
-    )
+fn pairs() -> Vec<(Value, Tensor, Tensor)> {
+    let dir = common::mdf_dir();
+    reference()["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let r = load_tensor(&dir.join(p["reference"].as_str().unwrap()), Device::Cpu).unwrap();
+            let d = load_tensor(&dir.join(p["distorted"].as_str().unwrap()), Device::Cpu).unwrap();
+            (p.clone(), r, d)
+        })
+        .collect()
 }
 
 fn close(tag: &str, ours: f64, theirs: f64, tol: f64) {
@@ -55,8 +51,9 @@ fn close(tag: &str, ours: f64, theirs: f64, tol: f64) {
 }
 
 #[test]
+#[ignore = "needs ../shared/reference/mdf (the official MDF weights and golden values)"]
 fn ssim_matches_piq() {
-    let Some(ps) = pairs() else { return };
+    let ps = pairs();
     for (p, r, d) in ps {
         let v = ssim::ssim(&d, &r).unwrap().double_value(&[]);
         close(
@@ -69,8 +66,9 @@ fn ssim_matches_piq() {
 }
 
 #[test]
+#[ignore = "needs ../shared/reference/mdf (the official MDF weights and golden values)"]
 fn ms_ssim_matches_piq_on_a_large_image() {
-    let Some(dir) = common::mdf_dir() else { return };
+    let dir = common::mdf_dir();
     let r = load_tensor(&dir.join("i10.png"), Device::Cpu).unwrap();
     let d = patterned(&r);
     let e = &reference()["ms_ssim_large"][0];
@@ -89,11 +87,10 @@ fn ms_ssim_matches_piq_on_a_large_image() {
 }
 
 #[test]
+#[ignore = "needs ../shared/reference/mdf and the fetched weights (`jndlab-train fetch-weights`)"]
 fn vgg_and_lpips_match_reference_implementations() {
-    let Some(ps) = pairs() else { return };
-    let Some(_) = common::fetched_weights() else {
-        return;
-    };
+    let ps = pairs();
+    common::fetched_weights();
     let vgg = VggLoss::new(&default_weights(), &["relu2_2".to_string()], Device::Cpu).unwrap();
     let alex = LpipsLoss::with_defaults(Backbone::Alex, Device::Cpu).unwrap();
     let lv = LpipsLoss::with_defaults(Backbone::Vgg, Device::Cpu).unwrap();
@@ -161,8 +158,9 @@ fn properties_of_pixel_losses() {
 }
 
 #[test]
+#[ignore = "needs ../shared/reference/mdf (the official MDF weights and golden values)"]
 fn spec_strings_build_weighted_sums() {
-    let Some(_) = common::mdf_dir() else { return };
+    let _ = common::mdf_dir();
     let o = LossOptions::new(Device::Cpu);
     tch::manual_seed(4);
     let x = Tensor::rand([1, 3, 48, 48], (Kind::Float, Device::Cpu));

@@ -1,46 +1,48 @@
-//! Test helpers: locating `../shared` (skip when absent, fail when CI=true).
+//! Test helpers. Tests that need `../shared` or the fetched weights are `#[ignore = "needs ..."]`, so a
+//! plain `cargo test` reports them as skipped; `--include-ignored` (the test command does this where the
+//! needs are met, always under CI=true) runs them, and then a missing input is a failure, not a skip.
 #![allow(dead_code)]
 use std::path::PathBuf;
 
-pub fn shared() -> Option<PathBuf> {
+fn shared_present() -> Option<PathBuf> {
     let p = trainer::weights::shared_dir();
-    if p.join("reference/mdf/dev_mdf_golden.json").exists() {
-        return Some(p);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    p.join("reference/mdf/dev_mdf_golden.json")
+        .exists()
+        .then_some(p)
+}
+
+/// `../shared`; panics (with what is missing) when it is absent.
+pub fn shared() -> PathBuf {
+    shared_present().unwrap_or_else(|| {
         panic!(
-            "CI=true but the shared reference folder {} is missing",
-            p.display()
-        );
+            "this test needs ../shared: {} lacks reference/mdf/dev_mdf_golden.json",
+            trainer::weights::shared_dir().display()
+        )
+    })
+}
+
+pub fn mdf_dir() -> PathBuf {
+    shared().join("reference/mdf")
+}
+
+/// `../shared/reference/mdf` where it exists, for a test that runs everywhere and adds a comparison with
+/// the official files when it can; under CI=true the comparison is required.
+pub fn mdf_dir_if_present() -> Option<PathBuf> {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        return Some(mdf_dir());
     }
-    eprintln!(
-        "SKIP: {} is absent (needs ../shared beside the checkout)",
-        p.display()
-    );
-    None
+    shared_present().map(|s| s.join("reference/mdf"))
 }
 
-pub fn mdf_dir() -> Option<PathBuf> {
-    shared().map(|s| s.join("reference/mdf"))
-}
-
-/// The fetched pretrained weights (`jndlab-train fetch-weights`); skip when absent, fail under CI.
-pub fn fetched_weights() -> Option<PathBuf> {
+/// The fetched pretrained weights (`jndlab-train fetch-weights`); panics when they are absent.
+pub fn fetched_weights() -> PathBuf {
     let d = trainer::weights::weights_dir();
-    if d.join("vgg16.safetensors").exists() && d.join("lpips_alex.safetensors").exists() {
-        return Some(d);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "CI=true but {} lacks the fetched weights: run `jndlab-train fetch-weights`",
-            d.display()
-        );
-    }
-    eprintln!(
-        "SKIP: pretrained weights absent in {} (run `jndlab-train fetch-weights`)",
+    assert!(
+        d.join("vgg16.safetensors").exists() && d.join("lpips_alex.safetensors").exists(),
+        "this test needs the fetched weights in {}: run `jndlab-train fetch-weights`",
         d.display()
     );
-    None
+    d
 }
 
 pub fn rel(a: f64, b: f64) -> f64 {

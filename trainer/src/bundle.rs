@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use tracing::info;
 
+use crate::data::Task;
 use crate::eval::{EvalReport, INPUT_KEY, read_report};
 use crate::losses::registry::LOSSES;
 
@@ -31,15 +32,6 @@ pub struct ExportOptions {
     pub zip: Option<PathBuf>,
 }
 
-/// A scene/condition key the app accepts: 1-64 of `A-Za-z0-9._-`.
-pub fn valid_key(k: &str) -> bool {
-    !k.is_empty()
-        && k.len() <= 64
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-        && k != "reference"
-}
-
 fn sanitize(s: &str) -> String {
     let mut k: String = s
         .chars()
@@ -51,10 +43,11 @@ fn sanitize(s: &str) -> String {
             }
         })
         .collect();
-    k.truncate(64);
-    if k.is_empty() || k == "reference" {
+    // a key starts with a letter or digit and is never the reserved name (study_bundle::valid_key)
+    if !k.starts_with(|c: char| c.is_ascii_alphanumeric()) || k == study_bundle::REFERENCE {
         k = format!("s-{k}");
     }
+    k.truncate(64);
     k
 }
 
@@ -102,15 +95,14 @@ fn display_spec(spec: &str) -> String {
         .join("+")
 }
 
-fn task_text(task: &str, deg: &str) -> String {
+fn task_text(task: Task, deg: &str) -> String {
     match task {
-        "sisr" => format!("super-resolution {deg} (bicubic)"),
-        "denoise" => format!("denoising, Gaussian noise {deg}"),
-        "jpeg" => format!(
+        Task::Sisr => format!("super-resolution {deg} (bicubic)"),
+        Task::Denoise => format!("denoising, Gaussian noise {deg}"),
+        Task::Jpeg => format!(
             "JPEG artefact removal at quality {}",
             deg.trim_start_matches('q')
         ),
-        other => other.to_string(),
     }
 }
 
@@ -124,7 +116,7 @@ pub fn manifest(r: &EvalReport, o: &ExportOptions) -> Result<Manifest> {
         });
     }
     for m in &r.models {
-        if !valid_key(&m.key) {
+        if !study_bundle::valid_key(&m.key) {
             bail!(
                 "eval.json: model key {:?} is not a valid condition key",
                 m.key
@@ -173,10 +165,10 @@ pub fn manifest(r: &EvalReport, o: &ExportOptions) -> Result<Manifest> {
             metrics,
         });
     }
-    let tt = task_text(&r.task, &r.degradation);
+    let tt = task_text(r.task, &r.degradation);
     let name = o.name.clone().unwrap_or_else(|| {
         let nets: std::collections::BTreeSet<&str> =
-            r.models.iter().map(|m| m.net.as_str()).collect();
+            r.models.iter().map(|m| m.net.name()).collect();
         format!(
             "{} ({}): {} losses",
             tt,
@@ -184,7 +176,7 @@ pub fn manifest(r: &EvalReport, o: &ExportOptions) -> Result<Manifest> {
             r.models.len()
         )
     });
-    Ok(Manifest {
+    let m = Manifest {
         format: FORMAT.into(),
         slug: o.slug.clone(),
         description: format!(
@@ -201,7 +193,10 @@ pub fn manifest(r: &EvalReport, o: &ExportOptions) -> Result<Manifest> {
         scenes,
         checks: Vec::new(),
         settings: Default::default(),
-    })
+    };
+    // the rules the app imports by: a bundle we write is one it accepts
+    m.validate()?;
+    Ok(m)
 }
 
 /// The source file (in the eval folder) of each bundle path.
@@ -229,7 +224,7 @@ fn sources(r: &EvalReport, m: &Manifest) -> Vec<(String, String)> {
 /// folder, then renamed: no half-written bundle), and optionally a zip of it.
 pub fn export_bundle(eval_dir: &Path, out: &Path, o: &ExportOptions) -> Result<Manifest> {
     let r = read_report(eval_dir)?;
-    if o.include_input && r.task == "sisr" {
+    if o.include_input && r.task == Task::Sisr {
         bail!(
             "--include-input: the SISR input is a low-resolution image; not supported as a condition"
         );

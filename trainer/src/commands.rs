@@ -15,10 +15,10 @@ pub struct FitArgs {
     pub config: Option<PathBuf>,
     /// Without --config: the shipped recipe `trainer/configs/{NET}_{TASK}.toml` (sisr, denoise, jpeg).
     #[arg(long, conflicts_with = "config", requires = "net")]
-    pub task: Option<String>,
+    pub task: Option<crate::data::Task>,
     /// Without --config: the network of the shipped recipe (edsr, srresnet, dncnn).
     #[arg(long, conflicts_with = "config", requires = "task")]
-    pub net: Option<String>,
+    pub net: Option<crate::nets::NetKind>,
     /// Override a recipe value, e.g. `--set optim.lr=1e-4 --set loss=mdf:denoising`
     /// (dotted TOML key = TOML value; repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -46,8 +46,7 @@ impl FitArgs {
         let path = match (&self.config, &self.task, &self.net) {
             (Some(p), _, _) => p.clone(),
             (None, Some(t), Some(n)) => {
-                let t = crate::data::Task::parse(t)?.name();
-                let p = configs_dir().join(format!("{}_{t}.toml", n.to_ascii_lowercase()));
+                let p = configs_dir().join(format!("{n}_{t}.toml"));
                 if !p.exists() {
                     bail!("no shipped recipe {} for --net {n} --task {t}", p.display());
                 }

@@ -21,6 +21,7 @@ use crate::image_io::{rgb_to_tensor, save_rgb, tensor_to_rgb, write_atomic};
 use crate::losses::{Loss, LossOptions, build_loss};
 use crate::metrics::{psnr, psnr_y, ssim};
 use crate::summary::{Summary, box_plot_svg, summarize};
+use crate::table::csv_bytes;
 use crate::train::Config;
 use crate::train::fit::{BEST, CONFIG, Model};
 use crate::train::sweep::loss_key;
@@ -34,7 +35,7 @@ pub const METRICS: [&str; 4] = ["psnr", "psnr_y", "ssim", "lpips"];
 pub struct EvalModel {
     pub key: String,
     pub loss: String,
-    pub net: String,
+    pub net: crate::nets::NetKind,
     pub run_dir: PathBuf,
 }
 
@@ -52,7 +53,7 @@ pub struct EvalImage {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalReport {
-    pub task: String,
+    pub task: Task,
     /// e.g. `sigma25`, `q10`, `x4`
     pub degradation: String,
     pub test_dir: PathBuf,
@@ -112,9 +113,9 @@ pub fn evaluate(o: &EvalOptions) -> Result<EvalReport> {
     for r in &o.runs {
         cfgs.push(load_run(r)?);
     }
-    let task = cfgs[0].task()?;
+    let task = cfgs[0].task;
     for (c, r) in cfgs.iter().zip(&o.runs) {
-        if c.task()? != task {
+        if c.task != task {
             bail!(
                 "{}: task {} differs from {}'s {}",
                 r.display(),
@@ -148,7 +149,7 @@ pub fn evaluate(o: &EvalOptions) -> Result<EvalReport> {
         models.push(EvalModel {
             key,
             loss: c.loss.clone(),
-            net: c.net.clone(),
+            net: c.net,
             run_dir: r.clone(),
         });
         nets.push(m);
@@ -218,7 +219,7 @@ pub fn evaluate(o: &EvalOptions) -> Result<EvalReport> {
     }
     pb.finish_and_clear();
     let report = EvalReport {
-        task: task.name().into(),
+        task,
         degradation: deg.label(),
         test_dir: o.test_dir.clone(),
         models,
@@ -248,17 +249,31 @@ pub fn summaries(r: &EvalReport) -> Vec<(String, String, Summary)> {
 }
 
 fn write_outputs(dir: &Path, r: &EvalReport) -> Result<()> {
-    let mut per = String::from("model,image,metric,value\n");
-    for i in &r.images {
-        for (k, ms) in &i.metrics {
-            for (m, v) in ms {
-                writeln!(per, "{k},{},{m},{v}", i.name)?;
-            }
-        }
-    }
-    write_atomic(&dir.join("per_image.csv"), per.as_bytes())?;
+    let per = r.images.iter().flat_map(|i| {
+        i.metrics.iter().flat_map(move |(k, ms)| {
+            ms.iter()
+                .map(move |(m, v)| vec![k.clone(), i.name.clone(), m.clone(), v.to_string()])
+        })
+    });
+    let per = csv_bytes(&["model", "image", "metric", "value"], per)?;
+    write_atomic(&dir.join("per_image.csv"), &per)?;
     let sums = summaries(r);
-    let mut csv = String::from("model,metric,n,mean,ci95_low,ci95_high,p5,median\n");
+    let rows = sums.iter().map(|(k, m, s)| {
+        let mut row = vec![k.clone(), m.clone(), s.n.to_string()];
+        row.extend([s.mean, s.ci_low, s.ci_high, s.p5, s.median].map(|x| x.to_string()));
+        row
+    });
+    let header = [
+        "model",
+        "metric",
+        "n",
+        "mean",
+        "ci95_low",
+        "ci95_high",
+        "p5",
+        "median",
+    ];
+    let csv = csv_bytes(&header, rows)?;
     let mut md = format!(
         "{} ({}) on {}: mean [95% CI of the mean], 5th percentile; n = {} images\n\n| model | metric | mean | 95% CI | p5 |\n|---|---|---|---|---|\n",
         r.task,
@@ -268,17 +283,12 @@ fn write_outputs(dir: &Path, r: &EvalReport) -> Result<()> {
     );
     for (k, m, s) in &sums {
         writeln!(
-            csv,
-            "{k},{m},{},{},{},{},{},{}",
-            s.n, s.mean, s.ci_low, s.ci_high, s.p5, s.median
-        )?;
-        writeln!(
             md,
             "| {k} | {m} | {:.4} | [{:.4}, {:.4}] | {:.4} |",
             s.mean, s.ci_low, s.ci_high, s.p5
         )?;
     }
-    write_atomic(&dir.join("summary.csv"), csv.as_bytes())?;
+    write_atomic(&dir.join("summary.csv"), &csv)?;
     write_atomic(&dir.join("summary.md"), md.as_bytes())?;
     for metric in METRICS {
         let groups: Vec<(String, Summary)> = sums

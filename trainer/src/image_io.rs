@@ -107,19 +107,16 @@ pub fn save_rgb(img: &RgbImage, path: &Path) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
-/// Writes `bytes` to `path` via a temp file in the same folder and a rename.
+/// Writes `bytes` to `path` atomically (`atomic-write-file`: a temporary file in the same folder, synced
+/// and renamed into place), so a reader or a crash never sees half a file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        anyhow::anyhow!("cannot write {}: {e}", path.display())
-    })
+    use std::io::Write;
+    let mut f = atomic_write_file::AtomicWriteFile::open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.commit()
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Baseline JPEG encoding (libjpeg-style quality scaling of the standard tables), quality 1-100.

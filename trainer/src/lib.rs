@@ -13,6 +13,7 @@ pub mod optimize;
 pub mod phase1;
 pub mod resample;
 pub mod summary;
+pub mod table;
 pub mod task;
 pub mod train;
 pub mod weights;

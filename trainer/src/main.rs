@@ -12,7 +12,7 @@ use trainer::image_io::{load_tensor, save_tensor, write_atomic};
 use trainer::losses::registry::LOSSES;
 use trainer::losses::{LossOptions, build_loss};
 use trainer::optimize::{OptimizeConfig, optimize_pixels};
-use trainer::weights::{fetch, torch_legacy, weights_dir, write_safetensors_atomic};
+use trainer::weights::{fetch, torch_legacy, weights_dir, write_safetensors};
 
 #[derive(Parser)]
 #[command(
@@ -227,7 +227,7 @@ fn run(cmd: Cmd) -> Result<()> {
         }
         Cmd::ImportWeights { input, output } => {
             let pairs = torch_legacy::read_legacy_torch(&input)?;
-            write_safetensors_atomic(&pairs, &output)?;
+            write_safetensors(&pairs, None, &output)?;
             info!(tensors = pairs.len(), out = %output.display(), "imported");
             println!("wrote {} tensors to {}", pairs.len(), output.display());
         }

@@ -3,12 +3,31 @@
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
+    #[serde(alias = "sr")]
+    #[value(alias = "sr")]
     Sisr,
+    #[serde(alias = "denoising")]
+    #[value(alias = "denoising")]
     Denoise,
+    #[serde(alias = "jpg")]
+    #[value(alias = "jpg")]
     Jpeg,
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Task {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
 }
 
 impl Task {

@@ -3,13 +3,13 @@ use std::sync::Arc;
 
 use image::{Rgb, RgbImage};
 use rand::SeedableRng;
-use rand::rngs::StdRng;
+use rand_chacha::ChaCha8Rng as StdRng;
 use tch::{Kind, Tensor};
 use trainer::data::dataset::{ImageSet, list_images, split};
 use trainer::data::loader::{BatchLoader, LoaderConfig, epoch_rng, make_batch};
 use trainer::data::patches::{center_crop, dihedral, random_patch};
 use trainer::data::{Degradation, Task};
-use trainer::image_io::{jpeg_roundtrip, rgb_to_tensor, save_rgb};
+use trainer::image_io::{encode_jpeg, jpeg_roundtrip, rgb_to_tensor, save_rgb};
 
 fn textured(w: u32, h: u32) -> RgbImage {
     RgbImage::from_fn(w, h, |x, y| {
@@ -96,9 +96,24 @@ fn jpeg_uses_the_real_codec() {
         assert_eq!(x.size(), vec![3, 40, 48]);
         assert_eq!(y.size(), x.size());
         assert!((&x - &y).abs().mean(Kind::Double).double_value(&[]) > 2.0 / 255.0);
-        let direct = rgb_to_tensor(&jpeg_roundtrip(&img, q).unwrap(), tch::Device::Cpu);
-        assert!(x.allclose(&direct.squeeze_dim(0), 0.0, 0.0, false));
+        // a real baseline JPEG stream with libjpeg's quality scaling of the standard tables (the DC
+        // entries 16 and 17 scaled by 5000 / q percent): q10 -> 80 and 85, q7 -> 114 and 121
+        let bytes = encode_jpeg(&img, q).unwrap();
+        assert_eq!(&bytes[..2], &[0xFF, 0xD8], "SOI");
+        let want = if q == 10 { [80, 85] } else { [114, 121] };
+        assert_eq!(dc_quantisers(&bytes), want, "quality {q}");
     }
+    let err = |q| {
+        let y = rgb_to_tensor(&jpeg_roundtrip(&img, q).unwrap(), tch::Device::Cpu);
+        (y - rgb_to_tensor(&img, tch::Device::Cpu))
+            .abs()
+            .mean(Kind::Double)
+            .double_value(&[])
+    };
+    assert!(
+        err(90) < err(30) && err(30) < err(5),
+        "lower quality, larger error"
+    );
     assert_eq!(Task::parse("denoising").unwrap(), Task::Denoise);
     assert!(Task::parse("deblur").is_err());
 }
@@ -182,4 +197,31 @@ fn folders_split_and_decode() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("missing"), "{e}");
+}
+
+/// The first (DC) entry of each quantisation table in a JPEG stream's DQT segments, in table order.
+fn dc_quantisers(jpeg: &[u8]) -> Vec<u16> {
+    let mut out = Vec::new();
+    let mut i = 2;
+    while i + 4 <= jpeg.len() && jpeg[i] == 0xFF {
+        let marker = jpeg[i + 1];
+        let len = u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize;
+        if marker == 0xDA {
+            break; // start of scan: no tables after it
+        }
+        if marker == 0xDB {
+            let mut k = i + 4;
+            while k < i + 2 + len {
+                let precision16 = jpeg[k] >> 4 == 1;
+                out.push(if precision16 {
+                    u16::from_be_bytes([jpeg[k + 1], jpeg[k + 2]])
+                } else {
+                    u16::from(jpeg[k + 1])
+                });
+                k += 1 + 64 * if precision16 { 2 } else { 1 };
+            }
+        }
+        i += 2 + len;
+    }
+    out
 }

@@ -5,8 +5,9 @@ use std::io::Read;
 use std::path::Path;
 
 use image::{Rgb, RgbImage};
+use study_bundle::valid_key;
 use tch::Device;
-use trainer::bundle::{ExportOptions, MANIFEST, Manifest, export_bundle, valid_key};
+use trainer::bundle::{ExportOptions, MANIFEST, Manifest, export_bundle};
 use trainer::eval::{EvalOptions, evaluate, summaries};
 use trainer::image_io::{decode_rgb, save_rgb};
 use trainer::train::{Config, FitOptions, fit};

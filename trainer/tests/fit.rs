@@ -4,7 +4,10 @@ use std::path::Path;
 
 use image::{Rgb, RgbImage};
 use tch::Tensor;
+use trainer::data::Task;
 use trainer::image_io::save_rgb;
+use trainer::nets::NetKind;
+use trainer::train::config::OptimizerKind;
 use trainer::train::fit::{CHECKPOINT, METRICS};
 use trainer::train::{Config, FitOptions, fit};
 
@@ -104,7 +107,7 @@ fn resume_equals_an_uninterrupted_run() {
     c.run.epochs = 3;
     c.degrade.sigma_min = 0.0;
     c.degrade.sigma_max = 55.0;
-    c.optim.optimizer = "sgd".into();
+    c.optim.optimizer = OptimizerKind::Sgd;
     c.optim.nesterov = true;
     c.optim.weight_decay = 1e-4;
     c.optim.lr = 0.05;
@@ -154,8 +157,8 @@ fn sisr_runs_end_to_end() {
     make_images(d.path(), 3, 40);
     let out = d.path().join("runs");
     let mut c = recipe(d.path(), &out, "sisr");
-    c.task = "sisr".into();
-    c.net = "edsr".into();
+    c.task = Task::Sisr;
+    c.net = NetKind::Edsr;
     c.loss = "l1".into();
     c.net_options.features = Some(8);
     c.net_options.depth = Some(1);
@@ -176,8 +179,7 @@ fn recipes_are_checked() {
         f(&mut b);
         b.validate().unwrap_err().to_string()
     };
-    assert!(bad(&|c| c.net = "edsr".into()).contains("does not fit task"));
-    assert!(bad(&|c| c.optim.optimizer = "rmsprop".into()).contains("optim.optimizer"));
+    assert!(bad(&|c| c.net = NetKind::Edsr).contains("does not fit task"));
     assert!(bad(&|c| c.degrade.sigma_max = 10.0).contains("sigma"));
     let text = c
         .to_toml()
@@ -185,6 +187,25 @@ fn recipes_are_checked() {
         .replace("[optim]", "[optim]\nlearning_rate = 1.0");
     let e = format!("{:#}", Config::from_toml(&text).unwrap_err());
     assert!(e.contains("learning_rate"), "{e}");
+    // a closed set of values: anything else is refused with the value and the choices named
+    let toml = c.to_toml().unwrap();
+    for (field, from, to) in [
+        (
+            "optimizer",
+            "optimizer = \"adam\"",
+            "optimizer = \"rmsprop\"",
+        ),
+        ("task", "task = \"denoise\"", "task = \"deblur\""),
+        ("net", "net = \"dncnn\"", "net = \"unet\""),
+    ] {
+        assert!(toml.contains(from), "{toml}");
+        let e = format!(
+            "{:#}",
+            Config::from_toml(&toml.replace(from, to)).unwrap_err()
+        );
+        let bad = to.split('"').nth(1).unwrap();
+        assert!(e.contains(bad) && e.contains("expected"), "{field}: {e}");
+    }
     // exponential schedule hits both ends
     let mut e = c.clone();
     e.optim.lr = 0.1;
@@ -211,12 +232,8 @@ fn shipped_recipes_parse() {
     let c = Config::load(&p, &[]).unwrap();
     // the paper's denoising recipe
     assert_eq!(
-        (
-            c.optim.optimizer.as_str(),
-            c.optim.nesterov,
-            c.optim.weight_decay
-        ),
-        ("sgd", true, 1e-4)
+        (c.optim.optimizer, c.optim.nesterov, c.optim.weight_decay),
+        (OptimizerKind::Sgd, true, 1e-4)
     );
     assert_eq!((c.degrade.sigma_min, c.degrade.sigma_max), (0.0, 55.0));
     assert!((c.lr_at(c.run.epochs - 1) - 1e-4).abs() < 1e-12);

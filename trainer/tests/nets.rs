@@ -1,6 +1,6 @@
 //! Network shapes and parameter counts (expected counts derived here from the architectures).
 use tch::{Device, Kind, Tensor, nn};
-use trainer::nets::{NetOptions, build_net, count_parameters};
+use trainer::nets::{NetKind, NetOptions, count_parameters};
 
 /// Weights + bias of a k x k convolution.
 fn conv(cin: i64, cout: i64, k: i64, bias: bool) -> i64 {
@@ -9,7 +9,9 @@ fn conv(cin: i64, cout: i64, k: i64, bias: bool) -> i64 {
 
 fn built(name: &str) -> (nn::VarStore, Box<dyn trainer::nets::Net>) {
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = build_net(name, &vs.root(), &Default::default()).unwrap();
+    let kind: NetKind = name.parse().unwrap();
+    assert_eq!(kind.name(), name);
+    let net = kind.build(&vs.root(), &Default::default()).unwrap();
     (vs, net)
 }
 
@@ -86,7 +88,7 @@ fn size_overrides() {
         features: Some(8),
         depth: Some(3),
     };
-    let net = build_net("dncnn", &vs.root(), &o).unwrap();
+    let net = NetKind::Dncnn.build(&vs.root(), &o).unwrap();
     // conv 3->8 (+bias), 1 x (conv 8->8 without bias + BN), conv 8->3 (+bias)
     let expect = conv(3, 8, 3, true) + conv(8, 8, 3, false) + 2 * 8 + conv(8, 3, 3, true);
     assert_eq!(count_parameters(&vs), expect);
@@ -96,11 +98,7 @@ fn size_overrides() {
 
 #[test]
 fn unknown_net_is_named() {
-    let vs = nn::VarStore::new(Device::Cpu);
-    let e = build_net("unet", &vs.root(), &Default::default())
-        .err()
-        .unwrap()
-        .to_string();
+    let e = "unet".parse::<NetKind>().unwrap_err().to_string();
     assert!(
         e.contains("unknown network \"unet\"") && e.contains("dncnn"),
         "{e}"

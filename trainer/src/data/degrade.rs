@@ -69,13 +69,8 @@ impl Degradation {
                 } else {
                     min
                 } / 255.0;
-                let n = target.numel();
-                let noise: Vec<f32> = (0..n.div_ceil(2))
-                    .flat_map(|_| {
-                        let (a, b) = std_normal_pair(rng);
-                        [a as f32, b as f32]
-                    })
-                    .take(n)
+                let noise: Vec<f32> = (0..target.numel())
+                    .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
                     .collect();
                 &target + Tensor::from_slice(&noise).view_as(&target) * sigma
             }
@@ -86,15 +81,6 @@ impl Degradation {
             target.squeeze_dim(0),
         ))
     }
-}
-
-/// Two independent standard normal samples (Box-Muller).
-fn std_normal_pair(rng: &mut impl Rng) -> (f64, f64) {
-    let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
-    let u2: f64 = rng.random();
-    let r = (-2.0 * u1.ln()).sqrt();
-    let t = std::f64::consts::TAU * u2;
-    (r * t.cos(), r * t.sin())
 }
 
 /// A fixed degraded test/validation image: `input` `[1, 3, h, w]`, `target` `[1, 3, s*h, s*w]`.

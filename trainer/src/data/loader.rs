@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use anyhow::{Result, bail};
 use image::RgbImage;
 use rand::SeedableRng;
-use rand::rngs::StdRng;
+use rand_chacha::ChaCha8Rng;
 use tch::Tensor;
 
 use super::degrade::Degradation;
@@ -34,16 +34,15 @@ pub struct LoaderConfig {
     pub prefetch: usize,
 }
 
-/// The RNG of one epoch (SplitMix-style mixing of seed and epoch).
-pub fn epoch_rng(seed: u64, epoch: usize) -> StdRng {
-    let mut z = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    StdRng::seed_from_u64(z ^ (z >> 31))
+/// The RNG of one epoch: stream `epoch` of the run's seed (ChaCha8, the project's one RNG family).
+pub fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(epoch as u64);
+    r
 }
 
 /// Makes one batch from `rng` (used by the worker thread; public for tests).
-pub fn make_batch(images: &[RgbImage], c: &LoaderConfig, rng: &mut StdRng) -> Result<Batch> {
+pub fn make_batch(images: &[RgbImage], c: &LoaderConfig, rng: &mut ChaCha8Rng) -> Result<Batch> {
     use rand::Rng;
     let (mut xs, mut ys) = (Vec::with_capacity(c.batch), Vec::with_capacity(c.batch));
     for _ in 0..c.batch {

@@ -14,21 +14,98 @@ pub trait Net: Send {
     fn scale(&self) -> i64;
 }
 
-/// `(name, description)` of every registered network.
-pub const NETS: &[(&str, &str)] = &[
-    (
-        "edsr",
-        "EDSR baseline x4: 16 res-blocks, 64 features, mean shift, 2 x PixelShuffle(2)",
-    ),
-    (
-        "srresnet",
-        "SRResNet x4 (Ledig et al.): 16 BN res-blocks with PReLU, 2 x PixelShuffle(2)",
-    ),
-    (
-        "dncnn",
-        "DnCNN: 17 conv layers, 64 channels, BN, residual (output = input - predicted noise)",
-    ),
-];
+/// Every network, registered once: its name (in recipes and on the command line), its description, its
+/// scale and how it is built all follow from this enum, so they cannot disagree.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum NetKind {
+    Edsr,
+    Srresnet,
+    Dncnn,
+}
+
+impl NetKind {
+    pub const ALL: [NetKind; 3] = [NetKind::Edsr, NetKind::Srresnet, NetKind::Dncnn];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NetKind::Edsr => "edsr",
+            NetKind::Srresnet => "srresnet",
+            NetKind::Dncnn => "dncnn",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            NetKind::Edsr => {
+                "EDSR baseline x4: 16 res-blocks, 64 features, mean shift, 2 x PixelShuffle(2)"
+            }
+            NetKind::Srresnet => {
+                "SRResNet x4 (Ledig et al.): 16 BN res-blocks with PReLU, 2 x PixelShuffle(2)"
+            }
+            NetKind::Dncnn => {
+                "DnCNN: 17 conv layers, 64 channels, BN, residual (output = input - predicted noise)"
+            }
+        }
+    }
+
+    /// Output size / input size: 4 for the super-resolution nets, 1 for DnCNN.
+    pub fn scale(self) -> i64 {
+        match self {
+            NetKind::Edsr | NetKind::Srresnet => 4,
+            NetKind::Dncnn => 1,
+        }
+    }
+
+    /// Builds the network with its variables under `p`.
+    pub fn build(self, p: &nn::Path, o: &NetOptions) -> Result<Box<dyn Net>> {
+        if o.features.is_some_and(|f| f < 1) || o.depth.is_some_and(|d| d < 1) {
+            bail!("network {self}: features and depth must be positive ({o:?})");
+        }
+        Ok(match self {
+            NetKind::Edsr => {
+                let mut c = edsr::EdsrConfig::default();
+                c.features = o.features.unwrap_or(c.features);
+                c.blocks = o.depth.unwrap_or(c.blocks);
+                Box::new(edsr::Edsr::new(p, &c))
+            }
+            NetKind::Srresnet => {
+                let mut c = srresnet::SrResNetConfig::default();
+                c.features = o.features.unwrap_or(c.features);
+                c.blocks = o.depth.unwrap_or(c.blocks);
+                Box::new(srresnet::SrResNet::new(p, &c))
+            }
+            NetKind::Dncnn => {
+                let mut c = dncnn::DnCnnConfig::default();
+                c.features = o.features.unwrap_or(c.features);
+                c.depth = o.depth.unwrap_or(c.depth).max(2);
+                Box::new(dncnn::DnCnn::new(p, &c))
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for NetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for NetKind {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let lower = s.to_ascii_lowercase();
+        NetKind::ALL
+            .into_iter()
+            .find(|n| n.name() == lower)
+            .ok_or_else(|| {
+                let known: Vec<&str> = NetKind::ALL.iter().map(|n| n.name()).collect();
+                anyhow::anyhow!("unknown network {s:?}; known: {}", known.join(", "))
+            })
+    }
+}
 
 /// Size overrides for small/fast variants (tests, quick experiments); `None` = the paper's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -38,37 +115,6 @@ pub struct NetOptions {
     pub features: Option<i64>,
     /// Residual blocks (EDSR, SRResNet: 16) or conv layers (DnCNN: 17).
     pub depth: Option<usize>,
-}
-
-/// Builds the network `name` with its variables under `p`.
-pub fn build_net(name: &str, p: &nn::Path, o: &NetOptions) -> Result<Box<dyn Net>> {
-    if o.features.is_some_and(|f| f < 1) || o.depth.is_some_and(|d| d < 1) {
-        bail!("network {name}: features and depth must be positive ({o:?})");
-    }
-    Ok(match name.to_ascii_lowercase().as_str() {
-        "edsr" => {
-            let mut c = edsr::EdsrConfig::default();
-            c.features = o.features.unwrap_or(c.features);
-            c.blocks = o.depth.unwrap_or(c.blocks);
-            Box::new(edsr::Edsr::new(p, &c))
-        }
-        "srresnet" => {
-            let mut c = srresnet::SrResNetConfig::default();
-            c.features = o.features.unwrap_or(c.features);
-            c.blocks = o.depth.unwrap_or(c.blocks);
-            Box::new(srresnet::SrResNet::new(p, &c))
-        }
-        "dncnn" => {
-            let mut c = dncnn::DnCnnConfig::default();
-            c.features = o.features.unwrap_or(c.features);
-            c.depth = o.depth.unwrap_or(c.depth).max(2);
-            Box::new(dncnn::DnCnn::new(p, &c))
-        }
-        other => bail!(
-            "unknown network {other:?}; known: {}",
-            NETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-        ),
-    })
 }
 
 /// Number of trainable parameters (BatchNorm running statistics are buffers, not counted).

@@ -1,8 +1,10 @@
-//! Adam (Kingma & Ba) with the update PyTorch's `torch.optim.Adam` performs (bias corrections,
-//! `eps` added to the corrected root), written out so that its state (step, first and second
-//! moments) can be checkpointed and a resumed run continues bit for bit.
+//! Phase 1's Adam: the state (step, first and second moments) of [`adam_update`] over a list of
+//! parameters, checkpointed so that a resumed run continues bit for bit. SinGAN's betas are not
+//! PyTorch's defaults, so they are part of the state's settings.
 use anyhow::{Result, bail};
 use tch::Tensor;
+
+use crate::train::optim::{AdamBetas, adam_update};
 
 pub struct Adam {
     pub beta1: f64,
@@ -28,23 +30,18 @@ impl Adam {
     /// One update of `params` from their `.grad()` (parameters without a gradient are skipped).
     pub fn step(&mut self, params: &[Tensor], lr: f64) {
         self.step += 1;
-        let bc1 = 1.0 - self.beta1.powi(self.step as i32);
-        let bc2 = 1.0 - self.beta2.powi(self.step as i32);
+        let b = AdamBetas {
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+        };
         tch::no_grad(|| {
             for ((p, m), v) in params.iter().zip(&mut self.m).zip(&mut self.v) {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
                 }
-                let _ = m
-                    .g_mul_scalar_(self.beta1)
-                    .g_add_(&(&g * (1.0 - self.beta1)));
-                let _ = v
-                    .g_mul_scalar_(self.beta2)
-                    .g_add_(&(&g * &g * (1.0 - self.beta2)));
-                let denom = v.sqrt() / bc2.sqrt() + self.eps;
-                let mut p = p.shallow_clone();
-                let _ = p.g_sub_(&(&*m / &denom * (lr / bc1)));
+                adam_update(&mut p.shallow_clone(), &g, m, v, self.step, b, lr);
             }
         });
     }

@@ -325,7 +325,7 @@ pub fn run_mdf_eval(a: MdfEvalArgs) -> Result<()> {
         write_atomic(p, md.as_bytes())?;
     }
     if let Some(p) = &a.csv {
-        write_atomic(p, r.csv().as_bytes())?;
+        write_atomic(p, &r.csv()?)?;
     }
     Ok(())
 }

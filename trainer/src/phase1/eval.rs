@@ -69,25 +69,10 @@ pub fn default_grid() -> Vec<Distort> {
     g
 }
 
-/// Spearman's rank correlation (average ranks for ties).
+/// Spearman's rank correlation: Pearson's on the ranks (ties get their average rank, statrs).
 pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
-    fn ranks(v: &[f64]) -> Vec<f64> {
-        let mut idx: Vec<usize> = (0..v.len()).collect();
-        idx.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
-        let mut r = vec![0.0; v.len()];
-        let mut i = 0;
-        while i < idx.len() {
-            let mut j = i;
-            while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
-                j += 1;
-            }
-            for &k in &idx[i..=j] {
-                r[k] = (i + j) as f64 / 2.0 + 1.0;
-            }
-            i = j + 1;
-        }
-        r
-    }
+    use statrs::statistics::{Data, OrderStatistics, RankTieBreaker};
+    let ranks = |v: &[f64]| Data::new(v.to_vec()).ranks(RankTieBreaker::Average);
     let (ra, rb) = (ranks(a), ranks(b));
     let n = a.len() as f64;
     let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
@@ -274,22 +259,25 @@ impl EvalResult {
         s
     }
 
-    /// `image,distortion,strength,ours,reference` rows.
-    pub fn csv(&self) -> String {
-        let mut s = String::from("image,family,distortion,ours,reference\n");
-        for (gi, d) in self.grid.iter().enumerate() {
-            for (ii, p) in self.images.iter().enumerate() {
-                let _ = writeln!(
-                    s,
-                    "{},{},{},{},{}",
-                    p.file_name().and_then(|n| n.to_str()).unwrap_or("?"),
-                    d.family(),
+    /// `image,family,distortion,ours,reference` rows.
+    pub fn csv(&self) -> Result<Vec<u8>> {
+        let rows = self.grid.iter().enumerate().flat_map(|(gi, d)| {
+            self.images.iter().enumerate().map(move |(ii, p)| {
+                vec![
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or("?")
+                        .to_string(),
+                    d.family().to_string(),
                     d.label(),
-                    self.ours[gi][ii],
-                    self.reference[gi][ii]
-                );
-            }
-        }
-        s
+                    self.ours[gi][ii].to_string(),
+                    self.reference[gi][ii].to_string(),
+                ]
+            })
+        });
+        crate::table::csv_bytes(
+            &["image", "family", "distortion", "ours", "reference"],
+            rows,
+        )
     }
 }

@@ -481,7 +481,7 @@ impl Trainer {
         m.insert("scale".into(), self.scale.to_string());
         m.insert("iter".into(), self.iter.to_string());
         let path = self.work_dir.join(CHECKPOINT_FILE);
-        safetensors_meta::write(&t, &m, &path)?;
+        crate::weights::write_safetensors(&t, Some(&m), &path)?;
         tracing::debug!(scale = self.scale, iter = self.iter, path = %path.display(), "checkpoint");
         Ok(())
     }
@@ -511,6 +511,6 @@ impl Trainer {
             "[0, 1] (trained on [-1, 1]; x -> 2x - 1 folded into each head conv)".into(),
         );
         m.insert("config".into(), self.cfg.to_toml());
-        safetensors_meta::write(&t, &m, out)
+        crate::weights::write_safetensors(&t, Some(&m), out)
     }
 }

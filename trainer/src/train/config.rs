@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Degradation, Task};
-use crate::nets::NetOptions;
+use crate::nets::{NetKind, NetOptions};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,9 +15,9 @@ pub struct Config {
     /// Run name (the run folder is `run.out/name`).
     pub name: String,
     /// `sisr`, `denoise` or `jpeg`.
-    pub task: String,
+    pub task: Task,
     /// `edsr`, `srresnet` or `dncnn`.
-    pub net: String,
+    pub net: NetKind,
     /// Loss spec (see `jndlab-train list-losses`), e.g. `l2`, `l2+0.1*lpips`, `mdf:denoising`.
     pub loss: String,
     #[serde(default)]
@@ -89,11 +89,20 @@ impl Default for DegradeConfig {
     }
 }
 
+/// The optimisers of `train::optim`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// SGD with momentum, optional Nesterov and L2 weight decay.
+    Sgd,
+    Adam,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimConfig {
     /// `adam` or `sgd`.
-    pub optimizer: String,
+    pub optimizer: OptimizerKind,
     /// Initial learning rate.
     pub lr: f64,
     /// Exponential schedule: the rate falls from `lr` to `lr_end` over the run.
@@ -200,14 +209,10 @@ impl Config {
         Ok(toml::to_string(self)?)
     }
 
-    pub fn task(&self) -> Result<Task> {
-        Task::parse(&self.task).context("task")
-    }
-
     /// The training degradation.
     pub fn train_degradation(&self) -> Result<Degradation> {
         let d = &self.degrade;
-        Ok(match self.task()? {
+        Ok(match self.task {
             Task::Sisr => Degradation::Bicubic { scale: d.scale },
             Task::Denoise => Degradation::Noise {
                 min: d.sigma_min,
@@ -221,7 +226,7 @@ impl Config {
 
     /// The validation degradation (fixed sigma for denoising).
     pub fn val_degradation(&self) -> Result<Degradation> {
-        Ok(match self.task()? {
+        Ok(match self.task {
             Task::Denoise => Degradation::Noise {
                 min: self.degrade.val_sigma,
                 max: self.degrade.val_sigma,
@@ -231,14 +236,12 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<()> {
-        let task = self.task()?;
+        let task = self.task;
         let d = &self.degrade;
-        let sr_net = matches!(self.net.as_str(), "edsr" | "srresnet");
-        if sr_net != (task == Task::Sisr) {
+        if (self.net.scale() > 1) != (task == Task::Sisr) {
             bail!(
-                "net: {} does not fit task {} (edsr/srresnet are x4 super-resolution nets, dncnn restores at the same size)",
+                "net: {} does not fit task {task} (edsr/srresnet are x4 super-resolution nets, dncnn restores at the same size)",
                 self.net,
-                task.name()
             );
         }
         if task == Task::Sisr && d.scale != 4 {
@@ -266,12 +269,6 @@ impl Config {
             bail!(
                 "data.patch: {} must be a positive multiple of the scale",
                 data.patch
-            );
-        }
-        if !matches!(self.optim.optimizer.as_str(), "adam" | "sgd") {
-            bail!(
-                "optim.optimizer: expected adam or sgd, got {:?}",
-                self.optim.optimizer
             );
         }
         let positive = |x: f64| x.is_finite() && x > 0.0;

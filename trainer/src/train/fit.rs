@@ -23,8 +23,8 @@ use crate::device::parse_device;
 use crate::image_io::write_atomic;
 use crate::losses::{Loss, LossOptions, build_loss};
 use crate::metrics::psnr;
-use crate::nets::{Net, build_net, count_parameters};
-use crate::weights::write_safetensors_atomic;
+use crate::nets::{Net, count_parameters};
+use crate::weights::write_safetensors;
 
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 pub const BEST: &str = "best.safetensors";
@@ -94,7 +94,7 @@ pub struct Model {
 impl Model {
     pub fn new(c: &Config, device: Device) -> Result<Self> {
         let vs = nn::VarStore::new(device);
-        let net = build_net(&c.net, &vs.root(), &c.net_options)?;
+        let net = c.net.build(&vs.root(), &c.net_options)?;
         Ok(Self { vs, net })
     }
 
@@ -188,22 +188,33 @@ fn load_data(c: &Config) -> Result<(ImageSet, ImageSet)> {
 }
 
 fn write_csv(path: &Path, records: &[EpochRecord]) -> Result<()> {
-    let mut s =
-        String::from("epoch,lr,train_loss,val_loss,val_psnr,input_psnr,patches_per_s,seconds\n");
-    for r in records {
-        s += &format!(
-            "{},{},{},{},{},{},{},{}\n",
-            r.epoch,
-            r.lr,
-            r.train_loss,
-            r.val_loss,
-            r.val_psnr,
-            r.input_psnr,
-            r.patches_per_s,
-            r.seconds
+    let header = [
+        "epoch",
+        "lr",
+        "train_loss",
+        "val_loss",
+        "val_psnr",
+        "input_psnr",
+        "patches_per_s",
+        "seconds",
+    ];
+    let rows = records.iter().map(|r| {
+        let mut row = vec![r.epoch.to_string()];
+        row.extend(
+            [
+                r.lr,
+                r.train_loss,
+                r.val_loss,
+                r.val_psnr,
+                r.input_psnr,
+                r.patches_per_s,
+                r.seconds,
+            ]
+            .map(|x| x.to_string()),
         );
-    }
-    write_atomic(path, s.as_bytes())
+        row
+    });
+    write_atomic(path, &crate::table::csv_bytes(&header, rows)?)
 }
 
 /// Trains the recipe `c` (see the module docs for the run folder).
@@ -355,7 +366,7 @@ pub fn fit(c: &Config, o: &FitOptions) -> Result<FitSummary> {
             "epoch done"
         );
         if state.best_val_loss.is_none_or(|b| val_loss < b) {
-            write_safetensors_atomic(&model.named(""), &dir.join(BEST))?;
+            write_safetensors(&model.named(""), None, &dir.join(BEST))?;
             state.best_val_loss = Some(val_loss);
             state.best_epoch = Some(rec.epoch);
         }
@@ -371,7 +382,7 @@ pub fn fit(c: &Config, o: &FitOptions) -> Result<FitSummary> {
             "epochs_done".into(),
             Tensor::from_slice(&[state.epochs_done as i64]).to_kind(Kind::Int64),
         ));
-        write_safetensors_atomic(&ck, &dir.join(CHECKPOINT))?;
+        write_safetensors(&ck, None, &dir.join(CHECKPOINT))?;
         write_csv(&dir.join(METRICS), &state.records)?;
         write_atomic(&state_path, &serde_json::to_vec_pretty(&state)?)?;
     }

@@ -5,10 +5,10 @@
 use anyhow::{Result, bail};
 use tch::{Kind, Tensor};
 
-use super::config::OptimConfig;
+use super::config::{OptimConfig, OptimizerKind};
 
 pub struct Optimizer {
-    kind: OptKind,
+    kind: OptimizerKind,
     params: Vec<(String, Tensor)>,
     /// SGD: momentum buffers; Adam: first moments.
     m: Vec<Tensor>,
@@ -19,29 +19,52 @@ pub struct Optimizer {
     c: OptimConfig,
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum OptKind {
-    Sgd,
-    Adam,
+/// Adam's constants.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamBetas {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
 }
 
-const BETA1: f64 = 0.9;
-const BETA2: f64 = 0.999;
-const EPS: f64 = 1e-8;
+impl AdamBetas {
+    /// PyTorch's defaults (and the restoration nets' papers').
+    pub const DEFAULT: AdamBetas = AdamBetas {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+}
+
+/// One Adam update of `p` from its gradient `g` at step `step` (from 1), in the order of operations of
+/// `torch.optim.Adam` (moments, bias corrections, `eps` added to the corrected root): the project's one
+/// Adam, used by the restoration training here and by Phase 1 (`phase1::adam`).
+pub fn adam_update(
+    p: &mut Tensor,
+    g: &Tensor,
+    m: &mut Tensor,
+    v: &mut Tensor,
+    step: i64,
+    b: AdamBetas,
+    lr: f64,
+) {
+    let _ = m.g_mul_scalar_(b.beta1).g_add_(&(g * (1.0 - b.beta1)));
+    let _ = v.g_mul_scalar_(b.beta2).g_add_(&(g * g * (1.0 - b.beta2)));
+    let bc1 = 1.0 - b.beta1.powi(step as i32);
+    let bc2 = 1.0 - b.beta2.powi(step as i32);
+    let denom = v.sqrt() / bc2.sqrt() + b.eps;
+    let _ = p.g_sub_(&(&*m / &denom * (lr / bc1)));
+}
 
 impl Optimizer {
     /// Optimises `params` (named trainable variables).
     pub fn new(params: Vec<(String, Tensor)>, c: &OptimConfig) -> Result<Self> {
-        let kind = match c.optimizer.as_str() {
-            "sgd" => OptKind::Sgd,
-            "adam" => OptKind::Adam,
-            o => bail!("optim.optimizer: expected adam or sgd, got {o:?}"),
-        };
+        let kind = c.optimizer;
         let zeros = |ps: &[(String, Tensor)]| ps.iter().map(|(_, p)| p.zeros_like()).collect();
         Ok(Self {
             kind,
             m: zeros(&params),
-            v: if kind == OptKind::Adam {
+            v: if kind == OptimizerKind::Adam {
                 zeros(&params)
             } else {
                 Vec::new()
@@ -96,7 +119,7 @@ impl Optimizer {
                 }
                 let g = if wd != 0.0 { &g0 + &*p * wd } else { g0 };
                 match self.kind {
-                    OptKind::Sgd => {
+                    OptimizerKind::Sgd => {
                         let g = if mom != 0.0 {
                             let buf = &mut self.m[i];
                             if t == 1 {
@@ -115,16 +138,9 @@ impl Optimizer {
                         };
                         let _ = p.g_sub_(&(g * lr));
                     }
-                    OptKind::Adam => {
+                    OptimizerKind::Adam => {
                         let (m, v) = (&mut self.m[i], &mut self.v[i]);
-                        let _ = m.g_mul_scalar_(BETA1);
-                        let _ = m.g_add_(&(&g * (1.0 - BETA1)));
-                        let _ = v.g_mul_scalar_(BETA2);
-                        let _ = v.g_add_(&(g.square() * (1.0 - BETA2)));
-                        let bc1 = 1.0 - BETA1.powi(t as i32);
-                        let bc2 = 1.0 - BETA2.powi(t as i32);
-                        let denom = (&*v / bc2).sqrt() + EPS;
-                        let _ = p.g_sub_(&(&*m / denom * (lr / bc1)));
+                        adam_update(p, &g, m, v, t, AdamBetas::DEFAULT, lr);
                     }
                 }
             }
@@ -136,7 +152,7 @@ impl Optimizer {
         let mut out = vec![("step".to_string(), Tensor::from_slice(&[self.step]))];
         for (i, (n, _)) in self.params.iter().enumerate() {
             out.push((format!("m.{n}"), self.m[i].shallow_clone()));
-            if self.kind == OptKind::Adam {
+            if self.kind == OptimizerKind::Adam {
                 out.push((format!("v.{n}"), self.v[i].shallow_clone()));
             }
         }
@@ -164,7 +180,7 @@ impl Optimizer {
                     );
                 }
                 self.m[i].copy_(m);
-                if self.kind == OptKind::Adam {
+                if self.kind == OptimizerKind::Adam {
                     self.v[i].copy_(get(&format!("v.{n}"))?);
                 }
             }

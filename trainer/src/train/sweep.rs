@@ -118,9 +118,6 @@ pub fn best_row(rows: &[SweepRow]) -> Option<usize> {
 /// Writes `results.csv` and `results.md` into `dir`; returns the Markdown.
 pub fn write_results(dir: &Path, base: &Config, rows: &[SweepRow]) -> Result<String> {
     std::fs::create_dir_all(dir)?;
-    let mut csv = String::from(
-        "loss,key,run_dir,best_epoch,val_loss,val_psnr,input_psnr,patches_per_s,parameters\n",
-    );
     let mut md = format!(
         "{} / {} on {} ({} epochs x {} patches of {} px, device {})\n\n\
          | loss | best epoch | val loss | val PSNR (dB) | input PSNR (dB) | patches/s |\n|---|---|---|---|---|---|\n",
@@ -134,19 +131,6 @@ pub fn write_results(dir: &Path, base: &Config, rows: &[SweepRow]) -> Result<Str
     );
     let best = best_row(rows);
     for (i, r) in rows.iter().enumerate() {
-        writeln!(
-            csv,
-            "\"{}\",{},{},{},{},{},{},{},{}",
-            r.loss,
-            r.key,
-            r.run_dir.display(),
-            r.best_epoch,
-            r.val_loss,
-            r.val_psnr,
-            r.input_psnr,
-            r.patches_per_s,
-            r.parameters
-        )?;
         let star = if Some(i) == best { " (best)" } else { "" };
         writeln!(
             md,
@@ -154,7 +138,34 @@ pub fn write_results(dir: &Path, base: &Config, rows: &[SweepRow]) -> Result<Str
             r.loss, r.best_epoch, r.val_loss, r.val_psnr, r.input_psnr, r.patches_per_s
         )?;
     }
-    write_atomic(&dir.join("results.csv"), csv.as_bytes())?;
+    let header = [
+        "loss",
+        "key",
+        "run_dir",
+        "best_epoch",
+        "val_loss",
+        "val_psnr",
+        "input_psnr",
+        "patches_per_s",
+        "parameters",
+    ];
+    let csv = crate::table::csv_bytes(
+        &header,
+        rows.iter().map(|r| {
+            vec![
+                r.loss.clone(),
+                r.key.clone(),
+                r.run_dir.display().to_string(),
+                r.best_epoch.to_string(),
+                r.val_loss.to_string(),
+                r.val_psnr.to_string(),
+                r.input_psnr.to_string(),
+                r.patches_per_s.to_string(),
+                r.parameters.to_string(),
+            ]
+        }),
+    )?;
+    write_atomic(&dir.join("results.csv"), &csv)?;
     write_atomic(&dir.join("results.md"), md.as_bytes())?;
     Ok(md)
 }

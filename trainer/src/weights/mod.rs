@@ -5,11 +5,11 @@ pub mod numpy_pickle;
 pub mod pickle;
 pub mod torch_legacy;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// A named set of tensors (a flat state dict).
 pub struct StateDict {
@@ -70,33 +70,82 @@ impl StateDict {
     }
 }
 
-/// Writes tensors as safetensors atomically (temp file + rename): no half-written output.
-pub fn write_safetensors_atomic(pairs: &[(String, Tensor)], out: &Path) -> Result<()> {
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        out.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("weights"),
-        std::process::id()
-    ));
-    let refs: Vec<(&str, Tensor)> = pairs
-        .iter()
-        .map(|(k, t)| (k.as_str(), t.to_device(Device::Cpu).contiguous()))
-        .collect();
-    let res = Tensor::write_safetensors(&refs, &tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))
-        .and_then(|_| {
-            std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))
-        });
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// One tensor's little-endian bytes, as the `safetensors` crate serialises them.
+struct TensorBytes {
+    dtype: safetensors::Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl safetensors::View for &TensorBytes {
+    fn dtype(&self) -> safetensors::Dtype {
+        self.dtype
     }
-    res
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn tensor_bytes(name: &str, t: &Tensor) -> Result<TensorBytes> {
+    use safetensors::Dtype;
+    let t = t.detach().to_device(Device::Cpu).contiguous();
+    let flat = t.view(-1);
+    let (dtype, bytes): (Dtype, Vec<u8>) = match t.kind() {
+        Kind::Float => (
+            Dtype::F32,
+            le_bytes(Vec::<f32>::try_from(flat)?, f32::to_le_bytes),
+        ),
+        Kind::Double => (
+            Dtype::F64,
+            le_bytes(Vec::<f64>::try_from(flat)?, f64::to_le_bytes),
+        ),
+        Kind::Int64 => (
+            Dtype::I64,
+            le_bytes(Vec::<i64>::try_from(flat)?, i64::to_le_bytes),
+        ),
+        Kind::Int => (
+            Dtype::I32,
+            le_bytes(Vec::<i32>::try_from(flat)?, i32::to_le_bytes),
+        ),
+        Kind::Uint8 => (Dtype::U8, Vec::<u8>::try_from(flat)?),
+        other => bail!("tensor {name:?}: kind {other:?} is not written to safetensors here"),
+    };
+    let shape = t.size().iter().map(|&d| d as usize).collect();
+    Ok(TensorBytes {
+        dtype,
+        shape,
+        bytes,
+    })
+}
+
+fn le_bytes<T: Copy, const N: usize>(v: Vec<T>, f: fn(T) -> [u8; N]) -> Vec<u8> {
+    v.into_iter().flat_map(f).collect()
+}
+
+/// Writes tensors (any device) and an optional `__metadata__` header as a safetensors file, atomically
+/// (no half-written file at `out`, whatever happens). The one safetensors writer of the trainer.
+pub fn write_safetensors(
+    pairs: &[(String, Tensor)],
+    metadata: Option<&BTreeMap<String, String>>,
+    out: &Path,
+) -> Result<()> {
+    let tensors = pairs
+        .iter()
+        .map(|(k, t)| Ok((k.as_str(), tensor_bytes(k, t)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let info: Option<HashMap<String, String>> = metadata.map(|m| m.clone().into_iter().collect());
+    let bytes = safetensors::serialize(tensors.iter().map(|(k, t)| (*k, t)), &info)
+        .map_err(|e| anyhow::anyhow!("{}: cannot serialise: {e:?}", out.display()))?;
+    if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    crate::image_io::write_atomic(out, &bytes)
 }
 
 /// The project's weights folder: `$JNDLAB_WEIGHTS_DIR`, else `trainer/weights` in the checkout.

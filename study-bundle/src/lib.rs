@@ -103,13 +103,234 @@ impl Settings {
     }
 }
 
+/// The image name that is not a condition: a scene's reference (metrics may be given for it).
+pub const REFERENCE: &str = "reference";
+
+/// A condition or scene key: 1-64 characters of `A-Za-z0-9._-`, starting with a letter or digit (so no
+/// exported cell can start a spreadsheet formula), and not the reserved [`REFERENCE`].
+pub fn valid_key(k: &str) -> bool {
+    k.len() <= 64
+        && k != REFERENCE
+        && k.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+/// What is wrong with a manifest: the field (`conditions[2].key`) and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{MANIFEST}: {}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ManifestError {
+    ManifestError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+impl Manifest {
+    /// The rules every bundle obeys, whoever wrote it: the format, a name, at least 2 conditions and 1
+    /// scene, valid and unique keys, scene images and metrics only for declared conditions (metrics
+    /// finite), checks only for declared scenes. The files themselves are the reader's to check.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        if self.format != FORMAT {
+            return Err(invalid(
+                "format",
+                format!("expected \"{FORMAT}\", found \"{}\"", self.format),
+            ));
+        }
+        if self.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        if self.conditions.len() < 2 {
+            return Err(invalid(
+                "conditions",
+                format!(
+                    "need at least 2 conditions to compare, found {}",
+                    self.conditions.len()
+                ),
+            ));
+        }
+        let key_rule = "must be 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit";
+        let mut conditions = std::collections::BTreeSet::new();
+        for (i, c) in self.conditions.iter().enumerate() {
+            let field = format!("conditions[{i}].key");
+            if c.key == REFERENCE {
+                return Err(invalid(field, format!("\"{REFERENCE}\" is reserved")));
+            }
+            if !valid_key(&c.key) {
+                return Err(invalid(field, format!("\"{}\" {key_rule}", c.key)));
+            }
+            if !conditions.insert(c.key.as_str()) {
+                return Err(invalid(field, format!("duplicate condition \"{}\"", c.key)));
+            }
+        }
+        if self.scenes.is_empty() {
+            return Err(invalid("scenes", "need at least 1 scene"));
+        }
+        let mut scenes = std::collections::BTreeSet::new();
+        for (si, scene) in self.scenes.iter().enumerate() {
+            let f = format!("scenes[{si}]");
+            if !valid_key(&scene.key) {
+                return Err(invalid(
+                    format!("{f}.key"),
+                    format!("\"{}\" {key_rule}", scene.key),
+                ));
+            }
+            if !scenes.insert(scene.key.as_str()) {
+                return Err(invalid(
+                    format!("{f}.key"),
+                    format!("duplicate scene \"{}\"", scene.key),
+                ));
+            }
+            for k in scene.images.keys() {
+                if !conditions.contains(k.as_str()) {
+                    return Err(invalid(
+                        format!("{f}.images"),
+                        format!("\"{k}\" is not one of the study's conditions"),
+                    ));
+                }
+            }
+            for c in &self.conditions {
+                if !scene.images.contains_key(&c.key) {
+                    return Err(invalid(
+                        format!("{f}.images.{}", c.key),
+                        format!("missing image for condition \"{}\"", c.key),
+                    ));
+                }
+            }
+            for (k, metrics) in &scene.metrics {
+                if k != REFERENCE && !conditions.contains(k.as_str()) {
+                    return Err(invalid(
+                        format!("{f}.metrics"),
+                        format!("\"{k}\" is neither \"{REFERENCE}\" nor a condition"),
+                    ));
+                }
+                for (name, v) in metrics {
+                    if !v.is_finite() {
+                        return Err(invalid(
+                            format!("{f}.metrics.{k}.{name}"),
+                            "must be a finite number",
+                        ));
+                    }
+                }
+            }
+        }
+        for (ci, check) in self.checks.iter().enumerate() {
+            if !scenes.contains(check.scene.as_str()) {
+                return Err(invalid(
+                    format!("checks[{ci}].scene"),
+                    format!("\"{}\" is not a scene of the bundle", check.scene),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn minimal() -> &'static str {
-        r#"{"format": "jndlab-bundle/1", "name": "n", "conditions": [{"key": "a"}],
-            "scenes": [{"key": "s", "reference": "s/r.png", "images": {"a": "s/a.png"}}]}"#
+        r#"{"format": "jndlab-bundle/1", "name": "n", "conditions": [{"key": "a"}, {"key": "b"}],
+            "scenes": [{"key": "s", "reference": "s/r.png", "images": {"a": "s/a.png", "b": "s/b.png"}}]}"#
+    }
+
+    #[test]
+    fn keys_follow_one_rule() {
+        for good in ["a", "A1", "edsr-l2", "x_y.z", &"k".repeat(64)] {
+            assert!(valid_key(good), "{good}");
+        }
+        for bad in [
+            "",
+            "-a",
+            ".a",
+            "_a",
+            "=cmd",
+            "a b",
+            "a/b",
+            "reference",
+            &"k".repeat(65),
+        ] {
+            assert!(!valid_key(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let m: Manifest = serde_json::from_str(minimal()).unwrap();
+        assert_eq!(m.validate(), Ok(()));
+        let broken = |f: &dyn Fn(&mut Manifest)| {
+            let mut b = m.clone();
+            f(&mut b);
+            b.validate().unwrap_err()
+        };
+        let field = |f: &dyn Fn(&mut Manifest)| broken(f).field;
+        assert_eq!(field(&|b| b.format = "jndlab-bundle/2".into()), "format");
+        assert_eq!(field(&|b| b.name = " ".into()), "name");
+        assert_eq!(
+            field(&|b| {
+                b.conditions.pop();
+            }),
+            "conditions"
+        );
+        assert_eq!(
+            field(&|b| b.conditions[1].key = "a".into()),
+            "conditions[1].key"
+        );
+        assert_eq!(
+            field(&|b| b.conditions[1].key = "=1+1".into()),
+            "conditions[1].key"
+        );
+        let e = broken(&|b| b.conditions[0].key = "reference".into());
+        assert!(e.message.contains("reserved"), "{e}");
+        assert_eq!(field(&|b| b.scenes.clear()), "scenes");
+        assert_eq!(
+            field(&|b| {
+                b.scenes[0].images.remove("b");
+            }),
+            "scenes[0].images.b"
+        );
+        assert_eq!(
+            field(&|b| {
+                b.scenes[0].images.insert("c".into(), "s/c.png".into());
+            }),
+            "scenes[0].images"
+        );
+        assert_eq!(
+            field(&|b| {
+                b.scenes[0]
+                    .metrics
+                    .insert("a".into(), [("psnr".to_string(), f64::NAN)].into());
+            }),
+            "scenes[0].metrics.a.psnr"
+        );
+        assert_eq!(
+            field(&|b| b.checks.push(Check {
+                scene: "t".into(),
+                bad: "t/x.png".into()
+            })),
+            "checks[0].scene"
+        );
+        let dup = broken(&|b| {
+            let s = b.scenes[0].clone();
+            b.scenes.push(s);
+        });
+        assert_eq!(
+            dup.to_string(),
+            "bundle.json: scenes[1].key: duplicate scene \"s\""
+        );
     }
 
     #[test]

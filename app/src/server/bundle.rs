@@ -2,7 +2,7 @@
 //! importing everything into the database in ONE transaction (all-or-nothing), with the attention-check
 //! images generated at import by a real codec (JPEG at quality 2).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
 use std::path::{Component, Path, PathBuf};
 
@@ -231,14 +231,6 @@ pub fn check_distortion(reference: &DynamicImage) -> anyhow::Result<DynamicImage
     )?)
 }
 
-/// Keys start with a letter or digit (so no exported cell can start a spreadsheet formula).
-fn valid_key(k: &str) -> bool {
-    k.len() <= 64
-        && k.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-}
-
 /// Lowercase ascii slug of `s` (for study URLs).
 pub fn slugify(s: &str) -> String {
     let mut out = String::new();
@@ -267,46 +259,11 @@ fn validate(src: &mut Source) -> anyhow::Result<Validated> {
     let raw = src.read(MANIFEST, "manifest")?;
     let manifest: Manifest = serde_json::from_slice(&raw)
         .map_err(|e| anyhow!("{}: invalid manifest: {e}", src.describe(MANIFEST)))?;
-    if manifest.format != FORMAT {
-        bail!(
-            "{MANIFEST}: format: expected \"{FORMAT}\", found \"{}\"",
-            manifest.format
-        );
-    }
-    if manifest.name.trim().is_empty() {
-        bail!("{MANIFEST}: name: must not be empty");
-    }
+    manifest.validate()?;
     if let Some(slug) = &manifest.slug
         && (slugify(slug) != *slug)
     {
         bail!("{MANIFEST}: slug: \"{slug}\" must be lowercase letters, digits and '-'");
-    }
-    if manifest.conditions.len() < 2 {
-        bail!(
-            "{MANIFEST}: conditions: need at least 2 conditions to compare, found {}",
-            manifest.conditions.len()
-        );
-    }
-    let mut keys = BTreeSet::new();
-    for (i, c) in manifest.conditions.iter().enumerate() {
-        if !valid_key(&c.key) {
-            bail!(
-                "{MANIFEST}: conditions[{i}].key: \"{}\" must be 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit",
-                c.key
-            );
-        }
-        if c.key == "reference" {
-            bail!("{MANIFEST}: conditions[{i}].key: \"reference\" is reserved");
-        }
-        if !keys.insert(c.key.as_str()) {
-            bail!(
-                "{MANIFEST}: conditions[{i}].key: duplicate condition \"{}\"",
-                c.key
-            );
-        }
-    }
-    if manifest.scenes.is_empty() {
-        bail!("{MANIFEST}: scenes: need at least 1 scene");
     }
     let mut settings = StudySettings::default();
     let s = &manifest.settings;
@@ -340,34 +297,9 @@ fn validate(src: &mut Source) -> anyhow::Result<Validated> {
         settings.question = q.clone();
     }
 
-    let mut scene_keys = BTreeSet::new();
     let mut scenes = Vec::new();
     for (si, scene) in manifest.scenes.iter().enumerate() {
         let f = format!("scenes[{si}]");
-        if !valid_key(&scene.key) {
-            bail!(
-                "{MANIFEST}: {f}.key: \"{}\" must be 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit",
-                scene.key
-            );
-        }
-        if !scene_keys.insert(scene.key.as_str()) {
-            bail!("{MANIFEST}: {f}.key: duplicate scene \"{}\"", scene.key);
-        }
-        for k in scene.images.keys() {
-            if !keys.contains(k.as_str()) {
-                bail!("{MANIFEST}: {f}.images: \"{k}\" is not one of the study's conditions");
-            }
-        }
-        for (k, metrics) in &scene.metrics {
-            if k != "reference" && !keys.contains(k.as_str()) {
-                bail!("{MANIFEST}: {f}.metrics: \"{k}\" is neither \"reference\" nor a condition");
-            }
-            for (name, v) in metrics {
-                if !v.is_finite() {
-                    bail!("{MANIFEST}: {f}.metrics.{k}.{name}: must be a finite number");
-                }
-            }
-        }
         let (reference, ref_img) = decode(src, &scene.reference, &format!("{f}.reference"))?;
         let mut per_condition = Vec::new();
         for c in &manifest.conditions {
@@ -633,15 +565,14 @@ async fn write_all(
             for b in a + 1..condition_ids.len() {
                 let id = db::next_id(tx, "design_items").await?;
                 sqlx::query(
-                    "INSERT INTO design_items (id, study_id, scene_id, condition_a, condition_b, load, shuffle) \
-                     VALUES ($1, $2, $3, $4, $5, 0, $6)",
+                    "INSERT INTO design_items (id, study_id, scene_id, condition_a, condition_b, load) \
+                     VALUES ($1, $2, $3, $4, $5, 0)",
                 )
                 .bind(id)
                 .bind(study_id)
                 .bind(scene_id)
                 .bind(condition_ids[a])
                 .bind(condition_ids[b])
-                .bind((rand::random::<u64>() % 1_000_003) as i64)
                 .execute(&mut **tx)
                 .await?;
             }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use app::observer::judge::Judge;
 use app::observer::model::ObserverModel;
@@ -47,133 +47,154 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the web server (participant pages under /s/{study}, admin pages under /admin).
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "JNDLAB_ADDR", default_value = "127.0.0.1:3000")]
-        addr: SocketAddr,
-        /// Folder with the compiled browser code (pkg/app.js, pkg/app.wasm, pkg/app.css), made by scripts/build-app.sh.
-        #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
-        site_root: PathBuf,
-        /// URL participants use to reach this server (default http://ADDR); https makes admin cookies Secure.
-        #[arg(long, env = "JNDLAB_PUBLIC_URL")]
-        public_url: Option<String>,
-        /// Import the demo bundle (once: real outputs of the demo pipeline, see assets/demo/README.md) and set it
-        /// live, with 1000 answers wanted per pair and scene so that trying it never fills it.
-        #[arg(long)]
-        demo: bool,
-        /// Where the demo bundle is.
-        #[arg(long, default_value = "assets/demo")]
-        demo_bundle: PathBuf,
-        /// HIT starts allowed per client address and minute (sustained); protects the database from floods
-        /// of forged participants.
-        #[arg(long, default_value_t = 30)]
-        starts_per_minute: u32,
-        /// HIT starts allowed from one address in a burst before the sustained rate applies.
-        #[arg(long, default_value_t = 10)]
-        start_burst: u32,
-        /// Behind a reverse proxy: the header holding the client address (e.g. X-Forwarded-For; its last
-        /// address is used). Never set this without such a proxy: clients could then choose their address.
-        #[arg(long)]
-        client_ip_header: Option<String>,
-        /// Seed the trial assignment (reproducible simulations); by default it is random.
-        #[arg(long)]
-        assign_seed: Option<u64>,
-    },
+    Serve(ServeArgs),
     /// Import a study bundle (a folder or .zip with bundle.json, see docs/bundle.md) as a draft study.
-    Import {
-        /// Bundle folder or .zip file.
-        path: PathBuf,
-        /// Set the study live right away.
-        #[arg(long)]
-        live: bool,
-        /// Answers wanted per pair and scene, instead of the bundle's setting (the study completes once
-        /// every pair-and-scene item has this many valid answers).
-        #[arg(long)]
-        repetitions: Option<i64>,
-        /// Minimum response time (ms) of the quality rules, instead of the bundle's setting (0 for
-        /// simulated observers that answer at once).
-        #[arg(long)]
-        min_response_ms: Option<i64>,
-    },
+    Import(ImportArgs),
     /// Manage admin accounts.
-    Admin {
-        #[command(subcommand)]
-        command: AdminCommand,
-    },
+    Admin(AdminArgs),
     /// Change a study's state (draft -> live -> paused -> closed).
-    State {
-        /// Study slug.
-        slug: String,
-        /// New state: live, paused or closed.
-        state: String,
-    },
+    State(StateArgs),
     /// Export a study's results (the data of the admin results page) to stdout or a file.
-    Export {
-        /// Study slug or numeric id.
-        study: String,
-        /// What to export.
-        #[arg(long, value_enum)]
-        format: Format,
-        /// Output file, written atomically (a failed export leaves no partial file); stdout when omitted.
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        /// Also use the answers of HITs excluded by a failed attention check (left out by default).
-        #[arg(long)]
-        include_excluded: bool,
-        /// Who is one observer (for the bootstrap, the outlier analysis and the CSV `observer` column).
-        #[arg(long, value_enum, default_value = "hit")]
-        observer: ObserverUnit,
-        /// Bootstrap replicates for the 95% CIs (0: no CIs); used by jnd-csv and jnd-json.
-        #[arg(long, default_value_t = app::server::results::DEFAULT_REPLICATES)]
-        replicates: usize,
-        /// Seed of the bootstrap resampling (the same seed gives the same CIs).
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
+    Export(ExportArgs),
     /// Fill a study with SIMULATED observers over HTTP: each a new MTurk-style worker doing one whole HIT
     /// like a browser (study page, start, images, answers), choosing by an MS-SSIM-driven Thurstonian model:
     /// quality q = -(1 - MS-SSIM(reference, candidate)) / JND-STEP in JND, left chosen with probability
     /// Phi((q_left - q_right) / 1.4826), so 1 JND = 75%; attention checks (one side identical to the
     /// reference) answered wrong with probability CHECK-FAIL-RATE. Prints HITs, answers, failed checks and
     /// the model's expected score per condition. Refuses studies not marked synthetic unless --force.
-    Simulate {
-        /// Study slug or numeric id (the study must be live).
-        study: String,
-        /// Number of observers, each a new worker doing one whole HIT.
-        #[arg(long, default_value_t = 100)]
-        observers: usize,
-        /// Base URL of a running server (e.g. http://127.0.0.1:3000) serving this database; by default the
-        /// app's own server is started in-process on 127.0.0.1 (an ephemeral port) on the same database
-        /// and --data-dir (or, when that lacks the study's images, the folder of the --db file), and
-        /// stopped afterwards.
-        #[arg(long)]
-        url: Option<String>,
-        /// MS-SSIM difference that equals 1 JND (smaller: the observers are more sensitive).
-        #[arg(long, default_value_t = 0.01)]
-        jnd_step: f64,
-        /// Probability of answering an attention check wrong (each failed check excludes its HIT).
-        #[arg(long, default_value_t = 0.05)]
-        check_fail_rate: f64,
-        /// Seed of the observers' choices (observer i has its own stream: the same seed gives the same
-        /// choices for the same trials, whatever the scheduling).
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// HITs in progress at once.
-        #[arg(long, default_value_t = 8)]
-        concurrency: usize,
-        /// Milliseconds each observer waits per trial before answering; by default 50 ms more than the
-        /// study's minimum response time, so the simulated answers are not flagged as too fast.
-        #[arg(long)]
-        pause_ms: Option<u64>,
-        /// Also write simulated answers into a study that is not marked synthetic.
-        #[arg(long)]
-        force: bool,
-    },
+    Simulate(SimulateArgs),
     /// Manage API tokens for the results JSON API (GET /api/studies/{id}/results).
-    Token {
-        #[command(subcommand)]
-        command: TokenCommand,
-    },
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "JNDLAB_ADDR", default_value = "127.0.0.1:3000")]
+    addr: SocketAddr,
+    /// Folder with the compiled browser code (pkg/app.js, pkg/app.wasm, pkg/app.css), made by scripts/build-app.sh.
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    site_root: PathBuf,
+    /// URL participants use to reach this server (default http://ADDR); https makes admin cookies Secure.
+    #[arg(long, env = "JNDLAB_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Import the demo bundle (once: real outputs of the demo pipeline, see assets/demo/README.md) and set it
+    /// live, with 1000 answers wanted per pair and scene so that trying it never fills it.
+    #[arg(long)]
+    demo: bool,
+    /// Where the demo bundle is.
+    #[arg(long, default_value = "assets/demo")]
+    demo_bundle: PathBuf,
+    /// HIT starts allowed per client address and minute (sustained); protects the database from floods
+    /// of forged participants.
+    #[arg(long, default_value_t = 30)]
+    starts_per_minute: u32,
+    /// HIT starts allowed from one address in a burst before the sustained rate applies.
+    #[arg(long, default_value_t = 10)]
+    start_burst: u32,
+    /// Behind a reverse proxy: the header holding the client address (e.g. X-Forwarded-For; its last
+    /// address is used). Never set this without such a proxy: clients could then choose their address.
+    #[arg(long)]
+    client_ip_header: Option<String>,
+    /// Seed the trial assignment (reproducible simulations); by default it is random.
+    #[arg(long)]
+    assign_seed: Option<u64>,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Bundle folder or .zip file.
+    path: PathBuf,
+    /// Set the study live right away.
+    #[arg(long)]
+    live: bool,
+    /// Answers wanted per pair and scene, instead of the bundle's setting (the study completes once
+    /// every pair-and-scene item has this many valid answers).
+    #[arg(long)]
+    repetitions: Option<i64>,
+    /// Minimum response time (ms) of the quality rules, instead of the bundle's setting (0 for
+    /// simulated observers that answer at once).
+    #[arg(long)]
+    min_response_ms: Option<i64>,
+}
+
+#[derive(Args)]
+struct AdminArgs {
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Args)]
+struct StateArgs {
+    /// Study slug.
+    slug: String,
+    /// New state: live, paused or closed.
+    state: String,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// Study slug or numeric id.
+    study: String,
+    /// What to export.
+    #[arg(long, value_enum)]
+    format: Format,
+    /// Output file, written atomically (a failed export leaves no partial file); stdout when omitted.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Also use the answers of HITs excluded by a failed attention check (left out by default).
+    #[arg(long)]
+    include_excluded: bool,
+    /// Who is one observer (for the bootstrap, the outlier analysis and the CSV `observer` column).
+    #[arg(long, value_enum, default_value = "hit")]
+    observer: ObserverUnit,
+    /// Bootstrap replicates for the 95% CIs (0: no CIs); used by jnd-csv and jnd-json.
+    #[arg(long, default_value_t = app::server::results::DEFAULT_REPLICATES)]
+    replicates: usize,
+    /// Seed of the bootstrap resampling (the same seed gives the same CIs).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Study slug or numeric id (the study must be live).
+    study: String,
+    /// Number of observers, each a new worker doing one whole HIT.
+    #[arg(long, default_value_t = 100)]
+    observers: usize,
+    /// Base URL of a running server (e.g. http://127.0.0.1:3000) serving this database; by default the
+    /// app's own server is started in-process on 127.0.0.1 (an ephemeral port) on the same database
+    /// and --data-dir (or, when that lacks the study's images, the folder of the --db file), and
+    /// stopped afterwards.
+    #[arg(long)]
+    url: Option<String>,
+    /// MS-SSIM difference that equals 1 JND (smaller: the observers are more sensitive).
+    #[arg(long, default_value_t = 0.01)]
+    jnd_step: f64,
+    /// Probability of answering an attention check wrong (each failed check excludes its HIT).
+    #[arg(long, default_value_t = 0.05)]
+    check_fail_rate: f64,
+    /// Seed of the observers' choices (observer i has its own stream: the same seed gives the same
+    /// choices for the same trials, whatever the scheduling).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// HITs in progress at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Milliseconds each observer waits per trial before answering; by default 50 ms more than the
+    /// study's minimum response time, so the simulated answers are not flagged as too fast.
+    #[arg(long)]
+    pause_ms: Option<u64>,
+    /// Also write simulated answers into a study that is not marked synthetic.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    #[command(subcommand)]
+    command: TokenCommand,
 }
 
 #[derive(Subcommand)]
@@ -319,302 +340,331 @@ async fn images_dir(
     )
 }
 
+/// What every subcommand needs from the global options.
+struct Ctx {
+    target: (Option<String>, PathBuf),
+    data_dir: PathBuf,
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let target = (cli.database_url.clone(), cli.db.clone());
+    let ctx = Ctx {
+        target: (cli.database_url.clone(), cli.db.clone()),
+        data_dir: cli.data_dir.clone(),
+    };
     match cli.command {
-        Command::Export {
-            study: key,
-            format,
-            output,
-            include_excluded,
-            observer,
-            replicates,
-            seed,
-        } => {
-            let pool = open_db(&target).await?;
-            let s = find_study(&pool, &key).await?;
-            let opts = ResultsOptions {
-                observer,
-                include_excluded,
-                replicates,
-                seed,
-            };
-            let bar = if format.needs_results() {
-                let b = indicatif::ProgressBar::new_spinner();
-                b.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{spinner} {pos} bootstrap replicates ({per_sec}) {elapsed}",
-                    )
-                    .expect("valid template"),
-                );
-                b
-            } else {
-                indicatif::ProgressBar::hidden()
-            };
-            let tick = bar.clone();
-            let bytes = export::export(
-                &pool,
-                s.id,
-                format,
-                &opts,
-                std::sync::Arc::new(move || tick.inc(1)),
+        Command::Export(a) => cmd_export(a, &ctx).await,
+        Command::Simulate(a) => cmd_simulate(a, &ctx).await,
+        Command::Token(a) => cmd_token(a, &ctx).await,
+        Command::Import(a) => cmd_import(a, &ctx).await,
+        Command::State(a) => cmd_state(a, &ctx).await,
+        Command::Admin(a) => cmd_admin(a, &ctx).await,
+        Command::Serve(a) => cmd_serve(a, &ctx).await,
+    }
+}
+
+async fn cmd_export(args: ExportArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    let ExportArgs {
+        study: key,
+        format,
+        output,
+        include_excluded,
+        observer,
+        replicates,
+        seed,
+    } = args;
+    let pool = open_db(&ctx.target).await?;
+    let s = find_study(&pool, &key).await?;
+    let opts = ResultsOptions {
+        observer,
+        include_excluded,
+        replicates,
+        seed,
+    };
+    let bar = if format.needs_results() {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos} bootstrap replicates ({per_sec}) {elapsed}",
             )
-            .await?;
-            bar.finish_and_clear();
-            match output {
-                Some(path) => {
-                    export::write_atomically(&path, &bytes)?;
-                    eprintln!(
-                        "wrote {} of study \"{}\" to {}",
-                        format.as_str(),
-                        s.slug,
-                        path.display()
-                    );
-                }
-                None => {
-                    use std::io::Write;
-                    std::io::stdout()
-                        .write_all(&bytes)
-                        .context("writing to stdout")?;
-                }
-            }
-            Ok(())
-        }
-        Command::Simulate {
-            study: key,
-            observers,
-            url,
-            jnd_step,
-            check_fail_rate,
-            seed,
-            concurrency,
-            pause_ms,
-            force,
-        } => {
-            let pool = open_db(&target).await?;
-            let s = find_study(&pool, &key).await?;
-            if !s.synthetic && !force {
-                anyhow::bail!(
-                    "study \"{}\" is not a synthetic study: simulated answers would mix with real ones (pass --force to do it anyway)",
-                    s.slug
-                );
-            }
-            let model = ObserverModel {
-                jnd_step,
-                check_fail_rate,
-            };
-            model.validate()?;
-            let (base, server) = match url {
-                Some(u) => (u, None),
-                None => {
-                    let data_dir = images_dir(&pool, s.id, &cli.data_dir, &target).await?;
-                    let (addr, handle) = web::spawn_local(pool.clone(), data_dir).await?;
-                    (format!("http://{addr}"), Some(handle))
-                }
-            };
-            let opts = bots::BotOptions {
-                observers,
-                concurrency,
-                seed,
-                run: format!("sim{}-{seed}", db::now_ms()),
-                model,
-                pause_ms: pause_ms.unwrap_or(s.settings.rules.min_response_ms as u64 + 50),
-            };
-            let bar = indicatif::ProgressBar::new(observers as u64);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} simulated HITs over HTTP {elapsed}",
-                )
-                .expect("valid template"),
+            .expect("valid template"),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let tick = bar.clone();
+    let bytes = export::export(
+        &pool,
+        s.id,
+        format,
+        &opts,
+        std::sync::Arc::new(move || tick.inc(1)),
+    )
+    .await?;
+    bar.finish_and_clear();
+    match output {
+        Some(path) => {
+            export::write_atomically(&path, &bytes)?;
+            eprintln!(
+                "wrote {} of study \"{}\" to {}",
+                format.as_str(),
+                s.slug,
+                path.display()
             );
-            let tick = bar.clone();
-            let client = app::participant::Client::new(&base);
-            let judge = Judge::new();
-            let sum = bots::run(
-                &client,
-                &judge,
-                &s.slug,
-                &opts,
-                std::sync::Arc::new(move || tick.inc(1)),
-            )
-            .await;
-            bar.finish_and_clear();
-            let data_dir = images_dir(&pool, s.id, &cli.data_dir, &target).await?;
-            let expected = expected::expected_scores(&pool, &data_dir, s.id, &judge, &model).await;
-            if let Some(h) = server {
-                h.abort();
-            }
-            println!(
-                "study {}: {} observers over {base}: {} HITs completed, {} answers, {} attention checks answered wrong ({} HITs excluded)",
-                s.slug, observers, sum.hits, sum.answers, sum.obvious_wrong, sum.hits_failed_check
-            );
-            println!("model's expected score per condition (JND, mean over scenes, centred):");
-            for e in expected? {
-                println!("  {:<24} {:>8.3}", e.condition, e.centred);
-            }
-            if !sum.errors.is_empty() {
-                for e in sum.errors.iter().take(10) {
-                    eprintln!("  {e}");
-                }
-                anyhow::bail!("{} observers failed", sum.errors.len());
-            }
-            Ok(())
         }
-        Command::Token { command } => {
-            let pool = open_db(&target).await?;
-            match command {
-                TokenCommand::Create { label } => {
-                    let t = tokens::create(&pool, &label, "cli").await?;
-                    println!("{t}");
-                }
-                TokenCommand::List => {
-                    for t in tokens::list(&pool).await? {
-                        println!(
-                            "{}\t{}\tcreated by {}\tlast used {}",
-                            t.id,
-                            t.label,
-                            t.created_by,
-                            if t.last_used_at == 0 {
-                                "never".to_string()
-                            } else {
-                                t.last_used_at.to_string()
-                            }
-                        );
-                    }
-                }
-                TokenCommand::Revoke { id } => {
-                    tokens::revoke(&pool, id).await?;
-                    println!("revoked API token {id}");
-                }
-            }
-            Ok(())
-        }
-        Command::Import {
-            path,
-            live,
-            repetitions,
-            min_response_ms,
-        } => {
-            let pool = open_db(&target).await?;
-            let o = Overrides {
-                repetitions,
-                min_response_ms,
-            };
-            let imp = import(&pool, &cli.data_dir, &path, live, o).await?;
-            println!(
-                "imported {} as study \"{}\" (id {}): {} conditions, {} scenes, {} pair-and-scene items; state {}",
-                path.display(),
-                imp.slug,
-                imp.study_id,
-                imp.conditions,
-                imp.scenes,
-                imp.design_items,
-                if live { "live" } else { "draft" }
-            );
-            Ok(())
-        }
-        Command::State { slug, state } => {
-            let pool = open_db(&target).await?;
-            let s = study::by_slug(&pool, &slug)
-                .await?
-                .with_context(|| format!("no study \"{slug}\""))?;
-            study::set_state(&pool, s.id, study::StudyState::parse(&state)?).await?;
-            println!("study {slug} is now {state}");
-            Ok(())
-        }
-        Command::Admin {
-            command: AdminCommand::Create { username, password },
-        } => {
-            let pool = open_db(&target).await?;
-            let generated = password.is_none();
-            let password = password.unwrap_or_else(|| db::random_token(16));
-            auth::create_admin(&pool, &username, &password).await?;
-            if generated {
-                println!("admin \"{username}\" created; password: {password}");
-            } else {
-                println!("admin \"{username}\" created");
-            }
-            Ok(())
-        }
-        Command::Serve {
-            addr,
-            site_root,
-            public_url,
-            demo,
-            demo_bundle,
-            starts_per_minute,
-            start_burst,
-            client_ip_header,
-            assign_seed,
-        } => {
-            if !site_root.join("pkg").join("app.wasm").exists() {
-                anyhow::bail!(
-                    "{}: no pkg/app.wasm; build the browser code first with scripts/build-app.sh (or pass --site-root)",
-                    site_root.display()
-                );
-            }
-            let pool = open_db(&target).await?;
-            let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
-            let mut demo_slug = None;
-            if demo {
-                let slug = match study::by_slug(&pool, "demo").await? {
-                    Some(s) => s.slug,
-                    // The demo is for trying the platform: its design never fills.
-                    None => {
-                        let o = Overrides {
-                            repetitions: Some(1000),
-                            min_response_ms: None,
-                        };
-                        import(&pool, &cli.data_dir, &demo_bundle, true, o)
-                            .await?
-                            .slug
-                    }
-                };
-                demo_slug = Some(slug);
-            }
-            let mut login = None;
-            if auth::admin_count(&pool).await? == 0 {
-                let password = db::random_token(16);
-                auth::create_admin(&pool, "admin", &password).await?;
-                login = Some(password);
-            }
-            let client_ip_header = client_ip_header
-                .map(|h| {
-                    axum::http::HeaderName::try_from(h.as_str()).with_context(|| {
-                        format!("--client-ip-header: \"{h}\" is not a header name")
-                    })
-                })
-                .transpose()?;
-            let mut state = AppState::new(
-                pool,
-                cli.data_dir.clone(),
-                web::leptos_options(&site_root, addr),
-                public_url.clone(),
-            );
-            state.limiter = app::server::limits::Limiter::new(app::server::limits::Limits {
-                starts_per_minute,
-                start_burst,
-                client_ip_header,
-            });
-            state.assign_seed = assign_seed;
-            println!(
-                "jndlab study platform listening on http://{addr}  (database {})",
-                db_label(&target)
-            );
-            if let Some(slug) = demo_slug {
-                println!("  participant URL (demo study): {public_url}/s/{slug}");
-                println!(
-                    "  MTurk-style test URL: {public_url}/s/{slug}?assignmentId=A1&hitId=H1&workerId=W1&turkSubmitTo=https://workersandbox.mturk.com"
-                );
-            }
-            println!("  admin URL: {public_url}/admin");
-            match login {
-                Some(p) => println!("  admin login (shown once): user \"admin\", password \"{p}\""),
-                None => println!(
-                    "  admin login: existing account (reset with `jndlab-app admin create --username admin`)"
-                ),
-            }
-            web::serve(state, addr).await
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&bytes)
+                .context("writing to stdout")?;
         }
     }
+    Ok(())
+}
+
+async fn cmd_simulate(args: SimulateArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    let SimulateArgs {
+        study: key,
+        observers,
+        url,
+        jnd_step,
+        check_fail_rate,
+        seed,
+        concurrency,
+        pause_ms,
+        force,
+    } = args;
+    let pool = open_db(&ctx.target).await?;
+    let s = find_study(&pool, &key).await?;
+    if !s.synthetic && !force {
+        anyhow::bail!(
+            "study \"{}\" is not a synthetic study: simulated answers would mix with real ones (pass --force to do it anyway)",
+            s.slug
+        );
+    }
+    let model = ObserverModel {
+        jnd_step,
+        check_fail_rate,
+    };
+    model.validate()?;
+    let (base, server) = match url {
+        Some(u) => (u, None),
+        None => {
+            let data_dir = images_dir(&pool, s.id, &ctx.data_dir, &ctx.target).await?;
+            let (addr, handle) = web::spawn_local(pool.clone(), data_dir).await?;
+            (format!("http://{addr}"), Some(handle))
+        }
+    };
+    let opts = bots::BotOptions {
+        observers,
+        concurrency,
+        seed,
+        run: format!("sim{}-{seed}", db::now_ms()),
+        model,
+        pause_ms: pause_ms.unwrap_or(s.settings.rules.min_response_ms as u64 + 50),
+    };
+    let bar = indicatif::ProgressBar::new(observers as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} simulated HITs over HTTP {elapsed}",
+        )
+        .expect("valid template"),
+    );
+    let tick = bar.clone();
+    let client = app::participant::Client::new(&base);
+    let judge = Judge::new();
+    let sum = bots::run(
+        &client,
+        &judge,
+        &s.slug,
+        &opts,
+        std::sync::Arc::new(move || tick.inc(1)),
+    )
+    .await;
+    bar.finish_and_clear();
+    let data_dir = images_dir(&pool, s.id, &ctx.data_dir, &ctx.target).await?;
+    let expected = expected::expected_scores(&pool, &data_dir, s.id, &judge, &model).await;
+    if let Some(h) = server {
+        h.abort();
+    }
+    println!(
+        "study {}: {} observers over {base}: {} HITs completed, {} answers, {} attention checks answered wrong ({} HITs excluded)",
+        s.slug, observers, sum.hits, sum.answers, sum.obvious_wrong, sum.hits_failed_check
+    );
+    println!("model's expected score per condition (JND, mean over scenes, centred):");
+    for e in expected? {
+        println!("  {:<24} {:>8.3}", e.condition, e.centred);
+    }
+    if !sum.errors.is_empty() {
+        for e in sum.errors.iter().take(10) {
+            eprintln!("  {e}");
+        }
+        anyhow::bail!("{} observers failed", sum.errors.len());
+    }
+    Ok(())
+}
+
+async fn cmd_token(args: TokenArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    let TokenArgs { command } = args;
+    let pool = open_db(&ctx.target).await?;
+    match command {
+        TokenCommand::Create { label } => {
+            let t = tokens::create(&pool, &label, "cli").await?;
+            println!("{t}");
+        }
+        TokenCommand::List => {
+            for t in tokens::list(&pool).await? {
+                println!(
+                    "{}\t{}\tcreated by {}\tlast used {}",
+                    t.id,
+                    t.label,
+                    t.created_by,
+                    if t.last_used_at == 0 {
+                        "never".to_string()
+                    } else {
+                        t.last_used_at.to_string()
+                    }
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            tokens::revoke(&pool, id).await?;
+            println!("revoked API token {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn cmd_import(args: ImportArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    let ImportArgs {
+        path,
+        live,
+        repetitions,
+        min_response_ms,
+    } = args;
+    let pool = open_db(&ctx.target).await?;
+    let o = Overrides {
+        repetitions,
+        min_response_ms,
+    };
+    let imp = import(&pool, &ctx.data_dir, &path, live, o).await?;
+    println!(
+        "imported {} as study \"{}\" (id {}): {} conditions, {} scenes, {} pair-and-scene items; state {}",
+        path.display(),
+        imp.slug,
+        imp.study_id,
+        imp.conditions,
+        imp.scenes,
+        imp.design_items,
+        if live { "live" } else { "draft" }
+    );
+    Ok(())
+}
+
+async fn cmd_state(args: StateArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    let StateArgs { slug, state } = args;
+    let pool = open_db(&ctx.target).await?;
+    let s = study::by_slug(&pool, &slug)
+        .await?
+        .with_context(|| format!("no study \"{slug}\""))?;
+    study::set_state(&pool, s.id, study::StudyState::parse(&state)?).await?;
+    println!("study {slug} is now {state}");
+    Ok(())
+}
+
+async fn cmd_admin(args: AdminArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    let AdminArgs {
+        command: AdminCommand::Create { username, password },
+    } = args;
+    let pool = open_db(&ctx.target).await?;
+    let generated = password.is_none();
+    let password = password.unwrap_or_else(|| db::random_token(16));
+    auth::create_admin(&pool, &username, &password).await?;
+    if generated {
+        println!("admin \"{username}\" created; password: {password}");
+    } else {
+        println!("admin \"{username}\" created");
+    }
+    Ok(())
+}
+
+async fn cmd_serve(args: ServeArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    let ServeArgs {
+        addr,
+        site_root,
+        public_url,
+        demo,
+        demo_bundle,
+        starts_per_minute,
+        start_burst,
+        client_ip_header,
+        assign_seed,
+    } = args;
+    if !site_root.join("pkg").join("app.wasm").exists() {
+        anyhow::bail!(
+            "{}: no pkg/app.wasm; build the browser code first with scripts/build-app.sh (or pass --site-root)",
+            site_root.display()
+        );
+    }
+    let pool = open_db(&ctx.target).await?;
+    let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
+    let mut demo_slug = None;
+    if demo {
+        let slug = match study::by_slug(&pool, "demo").await? {
+            Some(s) => s.slug,
+            // The demo is for trying the platform: its design never fills.
+            None => {
+                let o = Overrides {
+                    repetitions: Some(1000),
+                    min_response_ms: None,
+                };
+                import(&pool, &ctx.data_dir, &demo_bundle, true, o)
+                    .await?
+                    .slug
+            }
+        };
+        demo_slug = Some(slug);
+    }
+    let mut login = None;
+    if auth::admin_count(&pool).await? == 0 {
+        let password = db::random_token(16);
+        auth::create_admin(&pool, "admin", &password).await?;
+        login = Some(password);
+    }
+    let client_ip_header = client_ip_header
+        .map(|h| {
+            axum::http::HeaderName::try_from(h.as_str())
+                .with_context(|| format!("--client-ip-header: \"{h}\" is not a header name"))
+        })
+        .transpose()?;
+    let mut state = AppState::new(
+        pool,
+        ctx.data_dir.clone(),
+        web::leptos_options(&site_root, addr),
+        public_url.clone(),
+    );
+    state.limiter = app::server::limits::Limiter::new(app::server::limits::Limits {
+        starts_per_minute,
+        start_burst,
+        client_ip_header,
+    });
+    state.assign_seed = assign_seed;
+    println!(
+        "jndlab study platform listening on http://{addr}  (database {})",
+        db_label(&ctx.target)
+    );
+    if let Some(slug) = demo_slug {
+        println!("  participant URL (demo study): {public_url}/s/{slug}");
+        println!(
+            "  MTurk-style test URL: {public_url}/s/{slug}?assignmentId=A1&hitId=H1&workerId=W1&turkSubmitTo=https://workersandbox.mturk.com"
+        );
+    }
+    println!("  admin URL: {public_url}/admin");
+    match login {
+        Some(p) => println!("  admin login (shown once): user \"admin\", password \"{p}\""),
+        None => println!(
+            "  admin login: existing account (reset with `jndlab-app admin create --username admin`)"
+        ),
+    }
+    web::serve(state, addr).await
 }

@@ -129,7 +129,8 @@ async fn in_progress_hits_hold_their_trials_until_timeout(t: TestDb) {
     let s = live_study(&t, 4, 3, |x| x.hit_timeout_s = 60).await;
     let a = start(&t, &s.slug, &mturk("A1", "W1")).await.unwrap();
     let b = start(&t, &s.slug, &mturk("A2", "W2")).await.unwrap();
-    let first = items(&trials_of(&t, &a.key).await);
+    let a_trials = trials_of(&t, &a.key).await;
+    let first = items(&a_trials);
     let second = items(&trials_of(&t, &b.key).await);
     assert!(first.is_disjoint(&second), "active HITs hold their trials");
     // Repetitions 1 and 18 items: the two HITs hold all of them, so a third worker must wait.
@@ -138,10 +139,13 @@ async fn in_progress_hits_hold_their_trials_until_timeout(t: TestDb) {
         matches!(&err, AppError::Conflict(m) if m.contains("assigned to other participants")),
         "{err}"
     );
-    // A1 answers a little and leaves: past the timeout its HIT is abandoned at the next start.
-    answer::answer(&t.db, &a.key, 0, Side::Left, 10)
-        .await
-        .unwrap();
+    // A1 answers up to its first pair and leaves: past the timeout its HIT is abandoned at the next start.
+    let first_pair = a_trials.iter().position(|x| x.kind == "pair").unwrap() as u32;
+    for position in 0..=first_pair {
+        answer::answer(&t.db, &a.key, position, Side::Left, 10)
+            .await
+            .unwrap();
+    }
     age_hit(&t, &a.key, 61_000).await;
     let c = start(&t, &s.slug, &mturk("A3", "W3")).await.unwrap();
     let third = items(&trials_of(&t, &c.key).await);
@@ -158,7 +162,7 @@ async fn in_progress_hits_hold_their_trials_until_timeout(t: TestDb) {
             .unwrap();
     assert!(abandoned.is_some());
     // The abandoned HIT takes no more answers, and the page says why.
-    let err = answer::answer(&t.db, &a.key, 1, Side::Left, 10)
+    let err = answer::answer(&t.db, &a.key, first_pair + 1, Side::Left, 10)
         .await
         .unwrap_err();
     assert!(

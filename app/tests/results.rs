@@ -6,10 +6,10 @@ mod common;
 
 use app::server::export::{self, Format};
 use app::server::results::{self, ObserverUnit, ResultsOptions, StudyResults};
-use app::server::simulate::{self, Behaviour, Crowd};
 use app::server::{AppState, auth, bundle, study, tokens, web};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use common::crowd::{self as simulate, Behaviour, Crowd};
 use common::http::admin_cookie;
 use common::*;
 use tower::ServiceExt;

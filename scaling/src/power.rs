@@ -8,8 +8,9 @@
 //! The widths of the conditions are summarised by their mean (default) or maximum. The smallest N that
 //! meets the target is found from the start guess N_now * (w_now / target)^2 (CI width ~ 1 / sqrt(N)),
 //! refined by a least-squares line of log width on log N over a grid around the guess. Every N is
-//! simulated with nested data (replicate r at N2 > N1 extends replicate r at N1), so the width curve is
-//! smooth in N and the result is deterministic per seed.
+//! simulated with nested data (replicate r at N2 > N1 extends replicate r at N1), and the synthetic
+//! study at N depends only on (seed, replicate, N), so the width curve is smooth in N, the result is
+//! deterministic per seed, and the mean and the widest CI are summaries of the same studies.
 //!
 //! ```
 //! use scaling::power::{Design, PowerOptions, plan};
@@ -33,7 +34,6 @@ use crate::quantile::quantile_sorted;
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Binomial, Distribution};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -388,7 +388,7 @@ struct Simulator<'a> {
 }
 
 impl Simulator<'_> {
-    /// The summarised CI width at each total of `grid` (increasing): None where fewer than half of
+    /// The summarised CI width at each total of `grid` (any order): None where fewer than half of
     /// the synthetic studies had a finite fit.
     fn widths(&self, grid: &[usize]) -> Vec<Option<f64>> {
         let n = self.scores.len();
@@ -403,20 +403,19 @@ impl Simulator<'_> {
         let fits: Vec<Vec<Option<Vec<f64>>>> = (0..self.opts.replicates)
             .into_par_iter()
             .map(|r| {
-                let mut rng = ChaCha8Rng::seed_from_u64(self.opts.seed);
-                rng.set_stream(r as u64);
-                let mut trials = vec![0u64; p.len()];
-                let mut wins = vec![0u64; p.len()];
+                let mut outcomes: Vec<Outcomes> = p
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &pk)| Outcomes::new(self.opts.seed, r, k, pk))
+                    .collect();
                 allocations
                     .iter()
                     .map(|alloc| {
-                        for k in 0..p.len() {
-                            extend(&mut trials[k], &mut wins[k], alloc[k], p[k], &mut rng);
-                        }
                         let mut d = DMatrix::zeros(n, n);
                         for (k, &(i, j)) in self.design.pairs.iter().enumerate() {
-                            d[(i, j)] += wins[k] as f64;
-                            d[(j, i)] += (trials[k] - wins[k]) as f64;
+                            let wins = outcomes[k].wins_among(alloc[k]);
+                            d[(i, j)] += wins as f64;
+                            d[(j, i)] += (alloc[k] - wins) as f64;
                         }
                         let m = CountMatrix::new(d, None).ok()?;
                         scale(&m, &self.opts.scale).ok().map(|s| s.jnd)
@@ -445,20 +444,37 @@ impl Simulator<'_> {
     }
 }
 
-/// Grows (or, by at most a rounding step, shrinks) one pair's simulated comparisons to `to`, keeping
-/// the ones drawn so far: `wins` of `trials`, each won with probability `p`.
-fn extend(trials: &mut u64, wins: &mut u64, to: u64, p: f64, rng: &mut impl Rng) {
-    if to > *trials {
-        let more = to - *trials;
-        *wins += Binomial::new(more, p).map_or(0, |b| b.sample(rng));
-        *trials = to;
-    }
-    while *trials > to {
-        // drop a uniformly chosen one of the trials so far: a win with probability wins / trials
-        if rng.random_range(0..*trials) < *wins {
-            *wins -= 1;
+/// The simulated comparisons of one pair in one synthetic study: one endless sequence of outcomes
+/// from the pair's own ChaCha stream, of which a total of `n` comparisons uses the first `n`. So the
+/// synthetic study at a total N is a function of (seed, replicate, N) alone, nested in N and the same
+/// whichever totals were simulated before it. (Drawing binomial increments along the grid made it
+/// depend on the path: the searches for the mean and for the widest CI visit different grids, so they
+/// compared different synthetic studies and the widest-CI plan could come out below the mean one.)
+struct Outcomes {
+    rng: ChaCha8Rng,
+    p: f64,
+    /// `wins[t]`: wins among the first t comparisons.
+    wins: Vec<u64>,
+}
+
+impl Outcomes {
+    fn new(seed: u64, replicate: usize, pair: usize, p: f64) -> Outcomes {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(((replicate as u64) << 32) | pair as u64);
+        Outcomes {
+            rng,
+            p,
+            wins: vec![0],
         }
-        *trials -= 1;
+    }
+
+    fn wins_among(&mut self, n: u64) -> u64 {
+        while self.wins.len() <= n as usize {
+            let last = self.wins[self.wins.len() - 1];
+            let won = self.rng.random::<f64>() < self.p;
+            self.wins.push(last + u64::from(won));
+        }
+        self.wins[n as usize]
     }
 }
 
@@ -479,15 +495,70 @@ mod tests {
     }
 
     #[test]
-    fn extending_keeps_counts_consistent() {
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let (mut t, mut w) = (0, 0);
-        for to in [10, 50, 49, 1000, 999, 5000] {
-            extend(&mut t, &mut w, to, 0.7, &mut rng);
-            assert_eq!(t, to);
-            assert!(w <= t);
+    fn outcomes_are_nested_and_follow_p() {
+        let mut o = Outcomes::new(3, 0, 0, 0.7);
+        let mut again = Outcomes::new(3, 0, 0, 0.7);
+        let w5000 = o.wins_among(5000);
+        // asked in another order, the same prefix counts
+        for to in [10, 50, 49, 1000, 999] {
+            assert!(o.wins_among(to) <= to);
+            assert!(o.wins_among(to) <= o.wins_among(to + 1));
         }
-        assert!((w as f64 / t as f64 - 0.7).abs() < 0.05, "{w}/{t}");
+        assert_eq!(again.wins_among(1000), o.wins_among(1000));
+        assert_eq!(again.wins_among(5000), w5000);
+        assert!((w5000 as f64 / 5000.0 - 0.7).abs() < 0.03, "{w5000}/5000");
+        // another replicate or pair is another stream
+        assert_ne!(Outcomes::new(3, 1, 0, 0.7).wins_among(5000), w5000);
+        assert_ne!(Outcomes::new(3, 0, 1, 0.7).wins_among(5000), w5000);
+    }
+
+    fn simulator_fixture(summary: WidthSummary) -> (Vec<f64>, Design, PowerOptions) {
+        let scores = vec![0.0, 0.4, 1.1, 1.3];
+        let design = Design::full(4);
+        let opts = PowerOptions {
+            target: 0.5,
+            replicates: 40,
+            summary,
+            seed: 9,
+            ..Default::default()
+        };
+        (scores, design, opts)
+    }
+
+    #[test]
+    fn the_width_at_a_total_does_not_depend_on_the_other_totals_simulated() {
+        let (scores, design, opts) = simulator_fixture(WidthSummary::Mean);
+        let sim = Simulator {
+            scores: &scores,
+            design: &design,
+            opts: &opts,
+        };
+        let alone = sim.widths(&[300])[0].unwrap();
+        let in_a_grid = sim.widths(&[60, 130, 300, 700])[2].unwrap();
+        let other_grid = sim.widths(&[90, 300])[1].unwrap();
+        assert_eq!(alone, in_a_grid);
+        assert_eq!(alone, other_grid);
+    }
+
+    #[test]
+    fn the_widest_ci_is_at_least_the_mean_at_every_total() {
+        let (scores, design, mean_opts) = simulator_fixture(WidthSummary::Mean);
+        let max_opts = PowerOptions {
+            summary: WidthSummary::Max,
+            ..mean_opts
+        };
+        let grid = [40, 80, 200, 500, 1200];
+        let sim = |o| Simulator {
+            scores: &scores,
+            design: &design,
+            opts: o,
+        };
+        let mean = sim(&mean_opts).widths(&grid);
+        let max = sim(&max_opts).widths(&[1200, 40, 500]);
+        for (g, n) in [(4, 0), (0, 1), (3, 2)] {
+            let (a, b) = (mean[g].unwrap(), max[n].unwrap());
+            assert!(b >= a, "total {}: widest {b} < mean {a}", grid[g]);
+        }
     }
 
     #[test]

@@ -413,7 +413,7 @@ async fn study_view(
             @for h in &hits {
                 @let blocked = h.flags().contains(Flags::BLOCKED);
                 tr {
-                    td { (h.id) } td { (h.platform) } td { (h.assignment_key) } td { (h.worker_key) }
+                    td { (h.id) } td { (h.platform.as_str()) } td { (h.assignment_key) } td { (h.worker_key) }
                     td { (h.status_label()) } td { (h.answered) "/" (h.total) }
                     td { (h.flags().joined()) } td { @if h.excluded != 0 { "yes" } @else { "no" } }
                     td {

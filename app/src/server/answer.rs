@@ -12,6 +12,7 @@
 //! server sent the trial (the previous answer's reply, or the HIT's start) to this answer, which a client
 //! cannot make shorter than it was. The TOO_FAST rule uses the server's.
 
+use super::assign::HitStatus;
 use super::db::{self, Db, Tx};
 use super::design;
 use super::fault::{AppError, AppResult, is_retryable};
@@ -191,7 +192,8 @@ async fn complete(tx: &mut Tx<'_>, hit_id: i64, adv: &Advanced, now: i64) -> App
     Ok(super::assign::completion(
         &study,
         &super::assign::CompletionFields {
-            platform,
+            platform: super::assign::Platform::try_from(platform)
+                .map_err(|e| anyhow::anyhow!("hits.platform: {e}"))?,
             assignment_key,
             turk_submit_to,
             completion_code: code,
@@ -202,7 +204,8 @@ async fn complete(tx: &mut Tx<'_>, hit_id: i64, adv: &Advanced, now: i64) -> App
 #[derive(sqlx::FromRow)]
 struct HitState {
     id: i64,
-    status: String,
+    #[sqlx(try_from = "String")]
+    status: HitStatus,
     abandoned_at: Option<i64>,
     answered: i64,
     total: i64,
@@ -247,7 +250,7 @@ async fn refused(
     let repeat = stored.as_deref() == Some(side.as_str());
     if repeat {
         // A double click or a network retry of an answer that was stored: harmless.
-        let completion = if h.status == "completed" {
+        let completion = if h.status == HitStatus::Completed {
             Some(super::assign::completion_of(&mut **tx, &study, h.id).await?)
         } else {
             None
@@ -262,7 +265,7 @@ async fn refused(
             "You cannot take part in this study; this answer was not saved.".into(),
         ));
     }
-    if h.status == "completed" {
+    if h.status == HitStatus::Completed {
         return Err(AppError::Conflict(
             "this HIT is finished: its answers cannot be changed".into(),
         ));

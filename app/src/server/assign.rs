@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use rand::{RngCore, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::db::{self, Db, Tx};
@@ -18,8 +18,9 @@ use super::media::{self, NewToken, Slot};
 use super::study::{self, Study, StudyState};
 use crate::api::{Completion, Entry, EntryParams, HitView, ImgView, MTURK_PREVIEW, TrialView};
 
-/// Where a participant comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a participant comes from (`hits.platform`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub enum Platform {
     Mturk,
     Prolific,
@@ -28,20 +29,42 @@ pub enum Platform {
 
 impl Platform {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Mturk => "mturk",
-            Platform::Prolific => "prolific",
-            Platform::Direct => "direct",
-        }
+        self.into()
+    }
+}
+
+impl TryFrom<String> for Platform {
+    type Error = strum::ParseError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+/// A HIT's stored state (`hits.status`). An abandoned HIT is an active one with `abandoned_at` set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
+pub enum HitStatus {
+    /// Being answered (or abandoned).
+    Active,
+    /// Every trial answered.
+    Completed,
+}
+
+impl HitStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 
-    pub fn parse(s: &str) -> Option<Platform> {
-        match s {
-            "mturk" => Some(Platform::Mturk),
-            "prolific" => Some(Platform::Prolific),
-            "direct" => Some(Platform::Direct),
-            _ => None,
-        }
+    /// What the admin pages and the exports show: `active`, `completed` or `abandoned`.
+    pub fn label(self, abandoned: bool) -> &'static str {
+        if abandoned { "abandoned" } else { self.into() }
+    }
+}
+
+impl TryFrom<String> for HitStatus {
+    type Error = strum::ParseError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 
@@ -186,7 +209,8 @@ fn max_hits_message(max: i64) -> String {
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct HitRec {
     id: i64,
-    status: String,
+    #[sqlx(try_from = "String")]
+    status: HitStatus,
     abandoned_at: Option<i64>,
     token: String,
     answered: i64,
@@ -236,7 +260,8 @@ fn img(token: &str, (width, height): (u32, u32)) -> ImgView {
 /// What the completion page needs of a HIT.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CompletionFields {
-    pub platform: String,
+    #[sqlx(try_from = "String")]
+    pub platform: Platform,
     pub assignment_key: String,
     pub turk_submit_to: String,
     pub completion_code: String,
@@ -245,13 +270,13 @@ pub struct CompletionFields {
 /// How a finished HIT is handed back: MTurk's externalSubmit form, Prolific's completion URL, or the code.
 pub fn completion(study: &Study, hit: &CompletionFields) -> Completion {
     let code = hit.completion_code.clone();
-    match Platform::parse(&hit.platform) {
-        Some(Platform::Mturk) => Completion::Mturk {
+    match hit.platform {
+        Platform::Mturk => Completion::Mturk {
             action: format!("{}/mturk/externalSubmit", hit.turk_submit_to),
             assignment_id: hit.assignment_key.trim_start_matches("mturk:").to_string(),
             code,
         },
-        Some(Platform::Prolific) if !study.settings.prolific_completion_url.is_empty() => {
+        Platform::Prolific if !study.settings.prolific_completion_url.is_empty() => {
             Completion::Prolific {
                 url: study.settings.prolific_completion_url.clone(),
                 code,
@@ -316,7 +341,8 @@ async fn hit_view(db: &Db, study: &Study, hit: &HitRec) -> AppResult<HitView> {
         pid: direct_pid(&hit.completion.assignment_key),
         trials: views,
         answered: hit.answered as u32,
-        completion: (hit.status == "completed").then(|| completion(study, &hit.completion)),
+        completion: (hit.status == HitStatus::Completed)
+            .then(|| completion(study, &hit.completion)),
     })
 }
 
@@ -536,7 +562,7 @@ pub async fn start(
         study.id,
         s.repetitions,
         &worker_key,
-        (rng.next_u64() % 1_000_003) as i64,
+        design::TieOrder::draw(&mut rng),
         s.trials_per_hit,
     )
     .await?;

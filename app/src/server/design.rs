@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use rand::Rng;
 use rand::seq::SliceRandom;
 
+use super::assign::HitStatus;
 use super::db::Tx;
 use super::quality::{self, Counters, Flags, QcScope};
 use super::study::{self, StudyState};
@@ -150,14 +151,34 @@ pub fn plan(
     Ok(planned)
 }
 
-/// Items the worker may be given, fewest answers held first, in a random order among equal loads (a fixed
-/// random permutation of the items, rotated by `rotation`), at most `limit`.
+/// The order among items of equal load: the permutation id -> (id * multiplier + offset) mod P of the
+/// prime P, drawn per HIT from the HIT's generator, so it is unpredictable from the OS generator and
+/// exact under a test's seed (the ids follow bundle order; the scrambled order does not).
+#[derive(Debug, Clone, Copy)]
+pub struct TieOrder {
+    multiplier: i64,
+    offset: i64,
+}
+
+impl TieOrder {
+    const P: u64 = 1_000_003;
+
+    pub fn draw(rng: &mut impl rand::RngCore) -> TieOrder {
+        TieOrder {
+            multiplier: (1 + rng.next_u64() % (Self::P - 1)) as i64,
+            offset: (rng.next_u64() % Self::P) as i64,
+        }
+    }
+}
+
+/// Items the worker may be given, fewest answers held first, in `order` among equal loads, at most
+/// `limit`.
 pub async fn candidates(
     tx: &mut Tx<'_>,
     study_id: i64,
     repetitions: i64,
     worker_key: &str,
-    rotation: i64,
+    order: TieOrder,
     limit: i64,
 ) -> sqlx::Result<Vec<Candidate>> {
     sqlx::query_as(
@@ -165,12 +186,13 @@ pub async fn candidates(
          WHERE study_id = $1 AND load < $2 AND id NOT IN ( \
            SELECT t.design_item_id FROM trials t JOIN hits h ON h.id = t.hit_id \
            WHERE h.study_id = $1 AND h.worker_key = $3 AND t.design_item_id IS NOT NULL) \
-         ORDER BY load, (shuffle + $4) % 1000003, id LIMIT $5",
+         ORDER BY load, (id * $4 + $5) % 1000003, id LIMIT $6",
     )
     .bind(study_id)
     .bind(repetitions)
     .bind(worker_key)
-    .bind(rotation)
+    .bind(order.multiplier)
+    .bind(order.offset)
     .bind(limit)
     .fetch_all(&mut **tx)
     .await
@@ -281,7 +303,8 @@ pub async fn release_invalid(tx: &mut Tx<'_>, study_id: i64) -> sqlx::Result<()>
 struct HitFlagsRow {
     id: i64,
     worker_key: String,
-    status: String,
+    #[sqlx(try_from = "String")]
+    status: HitStatus,
     flags: i64,
     pairs: i64,
     #[sqlx(flatten)]
@@ -294,7 +317,7 @@ struct HitFlagsRow {
 /// every HIT of that worker.
 fn rule_flags(rules: &quality::Rules, hits: &[HitFlagsRow]) -> Vec<Flags> {
     let judge_own = |h: &HitFlagsRow| {
-        if h.status == "completed" {
+        if h.status == HitStatus::Completed {
             rules.judge(&h.counters)
         } else if h.counters.failed_checks > 0 {
             Flags::FAILED_CHECK
@@ -308,7 +331,7 @@ fn rule_flags(rules: &quality::Rules, hits: &[HitFlagsRow]) -> Vec<Flags> {
             let mut pooled: HashMap<&str, (Counters, bool)> = HashMap::new();
             for h in hits {
                 let e = pooled.entry(&h.worker_key).or_default();
-                if h.status == "completed" {
+                if h.status == HitStatus::Completed {
                     e.0 = e.0 + h.counters;
                 }
                 e.1 |= h.counters.failed_checks > 0;
@@ -375,7 +398,7 @@ pub async fn reflag(
         .execute(&mut **tx)
         .await?;
         if new != old || excluded != old_excluded {
-            let completed = h.status == "completed";
+            let completed = h.status == HitStatus::Completed;
             changes.push(FlagChange {
                 hit_id: h.id,
                 pairs: h.pairs,
@@ -588,7 +611,7 @@ mod tests {
         HitFlagsRow {
             id,
             worker_key: worker.into(),
-            status: status.into(),
+            status: status.parse().unwrap(),
             flags: 0,
             pairs: 9,
             counters: c,

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use super::assign::{HitStatus, Platform};
 use super::quality::Rules;
 use super::results::{self, AnswerRow, ResultsOptions, StudyResults};
 
@@ -146,7 +147,7 @@ pub fn answers_csv(
             &*text_cell(&r.assignment_key),
             &*text_cell(&r.external_hit_id),
             &r.hit_id.to_string(),
-            &*text_cell(&r.platform),
+            r.platform.as_str(),
             &*text_cell(&r.left_condition),
             &*text_cell(&r.right_condition),
             side,
@@ -156,7 +157,7 @@ pub fn answers_csv(
             if excluded { "1" } else { "0" },
             &r.flags().joined(),
             &r.server_rt_ms.to_string(),
-            &r.hit_status,
+            r.hit_status.as_str(),
         ])?;
     }
     finish(w)
@@ -165,11 +166,13 @@ pub fn answers_csv(
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct HitExportRow {
     id: i64,
-    platform: String,
+    #[sqlx(try_from = "String")]
+    platform: Platform,
     assignment_key: String,
     worker_key: String,
     external_hit_id: String,
-    status: String,
+    #[sqlx(try_from = "String")]
+    status: HitStatus,
     abandoned_at: Option<i64>,
     answered: i64,
     total: i64,
@@ -216,14 +219,10 @@ pub async fn hits_csv(db: &super::db::Db, study_id: i64) -> anyhow::Result<Vec<u
         "completed_at_ms",
     ])?;
     for h in rows {
-        let status = if h.abandoned_at.is_some() {
-            "abandoned"
-        } else {
-            h.status.as_str()
-        };
+        let status = h.status.label(h.abandoned_at.is_some());
         w.write_record([
             h.id.to_string(),
-            text_cell(&h.platform).into_owned(),
+            h.platform.as_str().to_string(),
             text_cell(&h.assignment_key).into_owned(),
             text_cell(&h.worker_key).into_owned(),
             text_cell(&h.external_hit_id).into_owned(),
@@ -351,27 +350,16 @@ pub async fn export(
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, renamed into place, so a
-/// failed export never leaves a half-written file.
+/// Writes `bytes` to `path` atomically (`atomic-write-file`: a temporary file in the same folder, synced
+/// and renamed into place), so a failed export never leaves a half-written file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| {
-        format!(
-            "{}: cannot create a file in {}",
-            path.display(),
-            dir.display()
-        )
-    })?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
+    let mut f = atomic_write_file::AtomicWriteFile::open(path)
+        .with_context(|| format!("{}: cannot create the file", path.display()))?;
+    f.write_all(bytes)
         .with_context(|| format!("{}: cannot write", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| anyhow::anyhow!("{}: cannot write: {}", path.display(), e.error))?;
-    Ok(())
+    f.commit()
+        .with_context(|| format!("{}: cannot write", path.display()))
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@ pub mod power;
 pub mod quality;
 pub mod results;
 pub mod results_web;
-pub mod simulate;
 pub mod study;
 pub mod tokens;
 pub mod web;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
+use super::assign::{HitStatus, Platform};
 use super::db::{self, Db};
 use super::quality::{Flags, QcScope, Rules};
 use super::study::Study;
@@ -85,12 +86,13 @@ impl ResultsOptions {
 pub struct AnswerRow {
     pub trial_id: i64,
     pub hit_id: i64,
-    pub platform: String,
+    #[sqlx(try_from = "String")]
+    pub platform: Platform,
     pub assignment_key: String,
     pub worker_key: String,
     pub external_hit_id: String,
-    /// `active` or `completed`.
-    pub hit_status: String,
+    #[sqlx(try_from = "String")]
+    pub hit_status: HitStatus,
     pub abandoned: i64,
     /// The HIT's quality flags (`quality::Flags` bits).
     pub flags: i64,
@@ -129,7 +131,7 @@ impl AnswerRow {
     pub fn validity(&self, rules: &Rules) -> Validity {
         if self.abandoned != 0 {
             Validity::Abandoned
-        } else if self.hit_status != "completed" {
+        } else if self.hit_status != HitStatus::Completed {
             Validity::InProgress
         } else {
             let hit = self.flags() & rules.excluding();

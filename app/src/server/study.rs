@@ -5,6 +5,7 @@
 
 use anyhow::bail;
 
+use super::assign::{HitStatus, Platform};
 use super::db::{self, Db};
 use super::fault::{AppError, AppResult};
 use super::quality::{Flags, QcScope, Rules};
@@ -467,10 +468,12 @@ pub async fn hit_counts(db: &Db, study_id: i64) -> anyhow::Result<HitCounts> {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HitRow {
     pub id: i64,
-    pub platform: String,
+    #[sqlx(try_from = "String")]
+    pub platform: Platform,
     pub assignment_key: String,
     pub worker_key: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: HitStatus,
     pub abandoned_at: Option<i64>,
     pub excluded: i64,
     pub flags: i64,
@@ -483,12 +486,8 @@ impl HitRow {
         Flags::from_bits_truncate(self.flags)
     }
     /// active, completed or abandoned.
-    pub fn status_label(&self) -> &str {
-        if self.abandoned_at.is_some() {
-            "abandoned"
-        } else {
-            &self.status
-        }
+    pub fn status_label(&self) -> &'static str {
+        self.status.label(self.abandoned_at.is_some())
     }
 }
 

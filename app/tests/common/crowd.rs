@@ -1,6 +1,6 @@
-//! Simulated participants with known truth, answering through the app's own assignment and answer path:
-//! for tests and benchmarks of the results (in-process, truth by condition; `jndlab-app simulate` instead
-//! runs the metric-driven observers of `crate::observer` over HTTP).
+//! Simulated participants with known truth, answering through the app's own assignment and answer path
+//! (in-process, truth by condition key): for the tests of the results (`jndlab-app simulate` instead runs
+//! the metric-driven observers of `app::observer` over HTTP).
 //! An honest participant answers attention checks right and each pair as a Thurstone case V observer
 //! (left chosen with probability Phi((q_left - q_right) / 1.4826), so 1 JND = 75%); an adversarial one
 //! fails the checks and picks the worse image of every pair.
@@ -8,10 +8,9 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::api::{EntryParams, Side};
-
-use super::db::Db;
-use super::{answer, assign};
+use app::api::{EntryParams, Side};
+use app::server::db::Db;
+use app::server::{answer, assign};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behaviour {
@@ -56,7 +55,8 @@ pub async fn run(
     } = *crowd;
     for h in 0..hits {
         let p = params(prefix, h);
-        let view = assign::start(db, slug, &p, "", None).await?;
+        // seeded from the crowd's stream, so a test's design (and its results) are the same every run
+        let view = assign::start(db, slug, &p, "", Some(rng.random())).await?;
         let trials: Vec<(i64, String, String, String, String)> = sqlx::query_as(
             "SELECT t.position, t.kind, COALESCE(t.correct_side, ''), COALESCE(cl.key, ''), COALESCE(cr.key, '') \
              FROM trials t JOIN hits h ON h.id = t.hit_id \
@@ -89,24 +89,4 @@ pub async fn run(
         on_hit();
     }
     Ok(())
-}
-
-/// True scores by the bundle's condition order: the first condition is best, each next one `spacing`
-/// JND worse.
-pub async fn truth_by_position(
-    db: &Db,
-    study_id: i64,
-    spacing: f64,
-) -> anyhow::Result<std::collections::HashMap<String, f64>> {
-    let keys: Vec<(String,)> =
-        sqlx::query_as("SELECT key FROM conditions WHERE study_id = $1 ORDER BY position")
-            .bind(study_id)
-            .fetch_all(db)
-            .await?;
-    let n = keys.len();
-    Ok(keys
-        .into_iter()
-        .enumerate()
-        .map(|(i, (k,))| (k, (n - 1 - i) as f64 * spacing))
-        .collect())
 }

@@ -265,8 +265,9 @@ pub fn write_report(c: &PipelineConfig, l: &Layout) -> Result<()> {
             }
         }
     };
-    let tmp = dir.join("report.html.partial");
-    std::fs::write(&tmp, page.into_string())?;
-    std::fs::rename(&tmp, dir.join("report.html"))?;
+    // atomically: a --resume run never takes a half-written report for a finished stage
+    let mut f = atomic_write_file::AtomicWriteFile::open(dir.join("report.html"))?;
+    std::io::Write::write_all(&mut f, page.into_string().as_bytes())?;
+    f.commit()?;
     Ok(())
 }

@@ -46,6 +46,9 @@ pub use fit::{
 };
 pub use objective::{Objective, SIGMA};
 pub use outliers::{OUTLIER_FENCE, OutlierRow, OutlierScreen, outliers, outliers_by_scene};
-pub use plot::{PlotPoint, ScatterPoint, Series, jnd_chart_svg, line_chart_svg, scatter_svg};
-pub use quantile::quantile;
+pub use plot::{
+    BoxStats, PlotPoint, ScatterPoint, Series, box_plot_svg, jnd_chart_svg, line_chart_svg,
+    scatter_svg,
+};
+pub use quantile::{quantile, quantile_sorted};
 pub use significance::{SignificanceTable, significance};

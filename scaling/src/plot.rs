@@ -247,6 +247,98 @@ pub fn line_chart_svg(
     )
 }
 
+/// One box of a box plot: the quartiles, whiskers at min and max, and the mean.
+#[derive(Debug, Clone, Copy)]
+pub struct BoxStats<'a> {
+    pub label: &'a str,
+    pub min: f64,
+    pub q1: f64,
+    pub median: f64,
+    pub q3: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// An SVG box plot (box = quartiles, line = median, whiskers = min/max, dot = mean), one box per group
+/// along x (`x_desc`), the values on y (`title`).
+pub fn box_plot_svg(title: &str, x_desc: &str, groups: &[BoxStats]) -> Result<String, String> {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for s in groups {
+        lo = lo.min(s.min);
+        hi = hi.max(s.max);
+    }
+    if !lo.is_finite() || !hi.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(1e-3);
+    let n = groups.len();
+    let width = (160 + 90 * n).clamp(480, 1600) as u32;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(60)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), (lo - pad)..(hi + pad))
+            .map_err(|e| e.to_string())?;
+        let label = |x: &f64| -> String {
+            let k = x.round();
+            if (x - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < n {
+                groups[k as usize].label.to_string()
+            } else {
+                String::new()
+            }
+        };
+        chart
+            .configure_mesh()
+            .x_labels(n.max(1))
+            .x_label_formatter(&label)
+            .disable_x_mesh()
+            .label_style(("sans-serif", 14))
+            .y_desc(title)
+            .x_desc(x_desc)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let color = RGBColor(31, 119, 180);
+        for (i, s) in groups.iter().enumerate() {
+            let x = i as f64;
+            let w = 0.3;
+            chart
+                .draw_series([
+                    Rectangle::new([(x - w, s.q1), (x + w, s.q3)], color.mix(0.25).filled()),
+                    Rectangle::new([(x - w, s.q1), (x + w, s.q3)], color.stroke_width(2)),
+                ])
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series([
+                    PathElement::new(
+                        vec![(x - w, s.median), (x + w, s.median)],
+                        color.stroke_width(3),
+                    ),
+                    PathElement::new(vec![(x, s.q3), (x, s.max)], color.stroke_width(1)),
+                    PathElement::new(vec![(x, s.q1), (x, s.min)], color.stroke_width(1)),
+                    PathElement::new(
+                        vec![(x - w / 2.0, s.max), (x + w / 2.0, s.max)],
+                        color.stroke_width(1),
+                    ),
+                    PathElement::new(
+                        vec![(x - w / 2.0, s.min), (x + w / 2.0, s.min)],
+                        color.stroke_width(1),
+                    ),
+                ])
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series([Circle::new((x, s.mean), 4, RED.filled())])
+                .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,5 +432,25 @@ mod tests {
             "{t:?}"
         );
         assert!(svg.matches("<polyline").count() >= 2, "{svg}");
+    }
+
+    #[test]
+    fn box_plot_draws_one_labelled_box_per_group() {
+        let b = |label, m: f64| BoxStats {
+            label,
+            min: m - 2.0,
+            q1: m - 1.0,
+            median: m,
+            q3: m + 1.0,
+            max: m + 2.0,
+            mean: m + 0.2,
+        };
+        let svg = box_plot_svg("PSNR", "loss", &[b("l2", 30.0), b("mdf", 31.0)]).unwrap();
+        assert!(svg.starts_with("<svg"), "{svg}");
+        for label in ["PSNR", "loss", "l2", "mdf"] {
+            assert!(svg.contains(label), "{label} missing");
+        }
+        // a filled and a stroked rectangle per box
+        assert_eq!(svg.matches("<rect").count() - 1, 4, "{svg}");
     }
 }

@@ -369,17 +369,13 @@ fn open(path: &Path) -> Result<std::fs::File, Failure> {
         .map_err(|e| Failure::Input(format!("{}: cannot open: {e}", path.display())))
 }
 
-/// Writes via a temporary file in the same folder and a rename, so a reader never sees half a file.
+/// Writes atomically (`atomic-write-file`: a temporary file in the same folder, renamed into place), so
+/// a reader never sees half a file.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let fail = |e: std::io::Error| Failure::Input(format!("{}: cannot write: {e}", path.display()));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
-    tmp.write_all(bytes).map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
+    let mut f = atomic_write_file::AtomicWriteFile::open(path).map_err(fail)?;
+    f.write_all(bytes).map_err(fail)?;
+    f.commit().map_err(fail)
 }
 
 fn progress(cli: &Cli, len: u64) -> ProgressBar {

@@ -32,32 +32,14 @@ pub fn jnd_chart_svg(title: &str, points: &[PlotPoint]) -> Result<String, String
     {
         let root = SVGBackend::with_string(&mut svg, (width, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let n = points.len();
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(70)
-            .y_label_area_size(60)
-            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), (lo - pad)..(hi + pad))
-            .map_err(|e| e.to_string())?;
-        let label = |x: &f64| -> String {
-            let k = x.round();
-            if (x - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < n {
-                points[order[k as usize]].name.to_string()
-            } else {
-                String::new()
-            }
+        let labels: Vec<&str> = order.iter().map(|&i| points[i].name).collect();
+        let axes = CategoryAxes {
+            x_desc: "condition",
+            y_desc: "JND (1 JND = 75% preference)",
+            x_area: 70,
+            y_area: 60,
         };
-        chart
-            .configure_mesh()
-            .x_labels(n.max(1))
-            .x_label_formatter(&label)
-            .disable_x_mesh()
-            .label_style(("sans-serif", 14))
-            .y_desc("JND (1 JND = 75% preference)")
-            .x_desc("condition")
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = category_chart(&root, title, &labels, (lo - pad)..(hi + pad), &axes)?;
         let color = RGBColor(31, 119, 180);
         chart
             .draw_series(order.iter().enumerate().filter_map(|(x, &i)| {
@@ -247,6 +229,54 @@ pub fn line_chart_svg(
     )
 }
 
+/// The axes of a chart with one slot per category along x.
+struct CategoryAxes<'a> {
+    x_desc: &'a str,
+    y_desc: &'a str,
+    /// Label area sizes in px.
+    x_area: u32,
+    y_area: u32,
+}
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The frame every categorical chart shares: slot k at x = k, labelled `labels[k]`, values on y.
+fn category_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    title: &str,
+    labels: &[&str],
+    y: std::ops::Range<f64>,
+    axes: &CategoryAxes,
+) -> Result<Chart<'a, 'b>, String> {
+    let n = labels.len();
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(axes.x_area)
+        .y_label_area_size(axes.y_area)
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), y)
+        .map_err(|e| e.to_string())?;
+    let label = |x: &f64| -> String {
+        let k = x.round();
+        if (x - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < n {
+            labels[k as usize].to_string()
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .x_labels(n.max(1))
+        .x_label_formatter(&label)
+        .disable_x_mesh()
+        .label_style(("sans-serif", 14))
+        .y_desc(axes.y_desc)
+        .x_desc(axes.x_desc)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
 /// One box of a box plot: the quartiles, whiskers at min and max, and the mean.
 #[derive(Debug, Clone, Copy)]
 pub struct BoxStats<'a> {
@@ -277,31 +307,14 @@ pub fn box_plot_svg(title: &str, x_desc: &str, groups: &[BoxStats]) -> Result<St
     {
         let root = SVGBackend::with_string(&mut svg, (width, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(60)
-            .y_label_area_size(70)
-            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), (lo - pad)..(hi + pad))
-            .map_err(|e| e.to_string())?;
-        let label = |x: &f64| -> String {
-            let k = x.round();
-            if (x - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < n {
-                groups[k as usize].label.to_string()
-            } else {
-                String::new()
-            }
+        let labels: Vec<&str> = groups.iter().map(|g| g.label).collect();
+        let axes = CategoryAxes {
+            x_desc,
+            y_desc: title,
+            x_area: 60,
+            y_area: 70,
         };
-        chart
-            .configure_mesh()
-            .x_labels(n.max(1))
-            .x_label_formatter(&label)
-            .disable_x_mesh()
-            .label_style(("sans-serif", 14))
-            .y_desc(title)
-            .x_desc(x_desc)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = category_chart(&root, title, &labels, (lo - pad)..(hi + pad), &axes)?;
         let color = RGBColor(31, 119, 180);
         for (i, s) in groups.iter().enumerate() {
             let x = i as f64;

@@ -1,11 +1,12 @@
 //! End-to-end tests in real headless Chromium (Debian's chromium + chromedriver, driven by fantoccini).
 //!
 //! Needs: `scripts/setup-browser.sh` (chromium, chromedriver) and `scripts/build-app.sh` (the site with
-//! pkg/app.wasm under `${CARGO_TARGET_DIR:-target}/site`). When either is missing the tests print why and
-//! pass vacuously, unless `CI=true`, where they fail.
+//! pkg/app.wasm under `${CARGO_TARGET_DIR:-target}/site`), so the tests are `#[ignore]`d; run with
+//! `--include-ignored` (the test command does) they fail with what is missing.
 //! The tests write screenshots of the trial page and the admin study page to `target/screenshots/`, or to
 //! `docs/` (the README's pictures) with `JNDLAB_UPDATE_SCREENSHOTS=1`, so a test run leaves the checkout clean.
 
+#[path = "../../app/tests/common/mod.rs"]
 mod common;
 
 use std::net::SocketAddr;

@@ -33,6 +33,20 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Device pixels per CSS pixel: 1 on the server, the browser's on hydration and after every resize
+    // (a zoom or a move to another screen changes it), so images stay one image pixel per device pixel.
+    let dpr = RwSignal::new(1.0f64);
+    provide_context(PixelRatio(dpr));
+    Effect::new(move |_| {
+        let update = move || {
+            let r = client::device_pixel_ratio();
+            dpr.set(r);
+            client::mark_body("data-dpr", &r.to_string());
+        };
+        update();
+        let handle = window_event_listener(leptos::ev::resize, move |_| update());
+        on_cleanup(move || handle.remove());
+    });
     view! {
         <Title text="Image comparison study"/>
         <Router>
@@ -53,6 +67,10 @@ fn Home() -> impl IntoView {
         <p>"Participants arrive through a study link. Experimenters: " <a href="/admin">"admin"</a> "."</p>
     }
 }
+
+/// The page's devicePixelRatio, as a signal (see [`App`]).
+#[derive(Clone, Copy)]
+struct PixelRatio(RwSignal<f64>);
 
 /// Browser-only helpers; no-ops on the server.
 mod client {
@@ -114,27 +132,33 @@ mod client {
         }
     }
 
-    /// A warning when images could not be shown at native pixel size.
+    /// Device pixels per CSS pixel (1 on the server, or when the browser does not say).
+    pub fn device_pixel_ratio() -> f64 {
+        #[cfg(feature = "hydrate")]
+        if let Some(w) = web_sys::window() {
+            let r = w.device_pixel_ratio();
+            if r.is_finite() && r > 0.0 {
+                return r;
+            }
+        }
+        1.0
+    }
+
+    /// A warning when the window cannot hold the trial at native pixel size (sizes in device pixels:
+    /// the images are sized in device pixels whatever the zoom or display scaling).
     pub fn display_warning(_needed_width: u32, _needed_height: u32) -> Option<String> {
         #[cfg(feature = "hydrate")]
         if let Some(w) = web_sys::window() {
-            let dpr = w.device_pixel_ratio();
-            let width = w.inner_width().ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
-            let height = w
-                .inner_height()
-                .ok()
-                .and_then(|v| v.as_f64())
-                .unwrap_or(0.0);
-            if (dpr - 1.0).abs() > 1e-6 {
-                return Some(format!(
-                    "Your browser zoom or display scaling is {:.0}%: please set the zoom to 100% (Ctrl+0) so images are shown pixel for pixel.",
-                    dpr * 100.0
-                ));
-            }
+            let dpr = device_pixel_ratio();
+            let css = |v: Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue>| {
+                v.ok().and_then(|v| v.as_f64()).unwrap_or(0.0)
+            };
+            let (width, height) = (css(w.inner_width()) * dpr, css(w.inner_height()) * dpr);
             if width < _needed_width as f64 || height < _needed_height as f64 {
-                return Some(format!(
-                    "Your browser window is too small ({width:.0}x{height:.0}); please enlarge it to at least {_needed_width}x{_needed_height}."
-                ));
+                return Some(
+                    "Your browser window is too small for the images at their true size; please enlarge it (or zoom out) until this message disappears."
+                        .to_string(),
+                );
             }
         }
         None
@@ -289,7 +313,7 @@ fn Instructions(question: String, example: Option<TrialView>) -> impl IntoView {
             <p>"In each trial you see a " <b>"reference"</b> " image in the middle and two versions of it, left and right."</p>
             <p class="question">{question}</p>
             <p>"Click the better image, or press the " <kbd>"←"</kbd> " or " <kbd>"→"</kbd> " arrow key. Look closely: the differences can be small. Some trials have an obvious answer; they check that you are paying attention."</p>
-            <p>"Please set your browser zoom to 100% so that images are shown pixel for pixel."</p>
+            <p>"The images are shown pixel for pixel on your screen, whatever your zoom: please keep the window large enough to show all three side by side."</p>
             {example.map(|t| view! {
                 <h3>"Example"</h3>
                 <div class="trial example">
@@ -304,7 +328,13 @@ fn Instructions(question: String, example: Option<TrialView>) -> impl IntoView {
 
 #[component]
 fn Img(img: crate::api::ImgView, label: &'static str) -> impl IntoView {
-    let style = format!("width:{}px;height:{}px", img.width, img.height);
+    // CSS size = natural size / devicePixelRatio: one image pixel on one device pixel.
+    let dpr = use_context::<PixelRatio>().map(|p| p.0);
+    let (w, h) = (f64::from(img.width), f64::from(img.height));
+    let style = move || {
+        let r = dpr.map_or(1.0, |d| d.get());
+        format!("width:{}px;height:{}px", w / r, h / r)
+    };
     view! {
         <figure class="candidate">
             <figcaption>{label}</figcaption>

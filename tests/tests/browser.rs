@@ -113,6 +113,11 @@ async fn free_listener() -> (tokio::net::TcpListener, SocketAddr) {
 }
 
 async fn start() -> Harness {
+    start_at(1.0).await
+}
+
+/// The harness with Chromium at `scale` device pixels per CSS pixel (a HiDPI laptop is 2).
+async fn start_at(scale: f64) -> Harness {
     let t = common::fresh().await;
     auth::create_admin(&t.db, "admin", PASSWORD).await.unwrap();
     // The app under test.
@@ -161,7 +166,7 @@ async fn start() -> Harness {
             "binary": "/usr/bin/chromium",
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--disable-dev-shm-usage", "--window-size=1100,800", "--force-device-scale-factor=1",
+                     "--disable-dev-shm-usage", "--window-size=1100,800", format!("--force-device-scale-factor={scale}"),
                      format!("--user-data-dir={}", profile.path().display())]
         }
     });
@@ -594,4 +599,75 @@ async fn admin_logs_in_imports_a_bundle_and_sees_progress() {
     )
     .unwrap();
     let _ = h.client.clone().close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium, chromedriver and the built site (scripts/setup-browser.sh, scripts/build-app.sh)"]
+async fn images_are_shown_one_image_pixel_per_device_pixel_and_aligned() {
+    prerequisites();
+    for scale in [1.0, 2.0] {
+        let h = start_at(scale).await;
+        let s = h.live_demo().await;
+        let url = format!(
+            "{}/s/{}?assignmentId=DPRA&hitId=DPRH&workerId=DPRW&turkSubmitTo={}",
+            h.base, s.slug, h.mturk
+        );
+        h.client.goto(&url).await.unwrap();
+        h.wait_js(
+            "document.body.dataset.hydrated === '1' && document.body.dataset.stage === 'consent'",
+        )
+        .await;
+        for id in ["consent-agree", "start"] {
+            h.wait_js(&format!("document.getElementById('{id}')")).await;
+            h.client
+                .find(Locator::Id(id))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+        h.wait_js(
+            "document.body.dataset.stage === 'trials' && document.body.dataset.dpr && \
+             [...document.querySelectorAll('#trial img')].every(i => i.complete && i.naturalWidth > 0)",
+        )
+        .await;
+        let boxes = h
+            .client
+            .execute(
+                "return [window.devicePixelRatio, ...[...document.querySelectorAll('#trial img')].map(i => { \
+                   const r = i.getBoundingClientRect(); \
+                   return [r.width * devicePixelRatio, r.height * devicePixelRatio, i.naturalWidth, \
+                           i.naturalHeight, r.top * devicePixelRatio]; })];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let v = boxes.as_array().unwrap();
+        assert_eq!(v[0].as_f64(), Some(scale), "the browser's devicePixelRatio");
+        let imgs: Vec<Vec<f64>> = v[1..]
+            .iter()
+            .map(|b| {
+                b.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(imgs.len(), 3, "left, reference, right");
+        for b in &imgs {
+            // rendered size in device pixels == the image's own pixel size
+            assert!(
+                (b[0] - b[2]).abs() < 0.01 && (b[1] - b[3]).abs() < 0.01,
+                "scale {scale}: {b:?}"
+            );
+        }
+        let top = imgs[0][4];
+        assert!(
+            imgs.iter().all(|b| (b[4] - top).abs() < 0.5),
+            "scale {scale}: reference and candidates at different heights: {imgs:?}"
+        );
+        let _ = h.client.clone().close().await;
+    }
 }

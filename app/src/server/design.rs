@@ -270,19 +270,29 @@ pub async fn set_outliers(db: &super::db::Db, study_id: i64, hits: &[i64]) -> an
 }
 
 /// Gives the items of HITs that became invalid (excluded or abandoned) since the last call back to the pool.
+///
+/// The HITs are marked first (`released = 2` while this transaction runs) and the loads then decremented
+/// for exactly the marked ones: under PostgreSQL's READ COMMITTED each statement sees the HITs committed
+/// so far, so counting first and marking afterwards let a HIT excluded in between be marked released
+/// without its items ever given back (the paper-design test lost 9 items that way).
 pub async fn release_invalid(tx: &mut Tx<'_>, study_id: i64) -> sqlx::Result<()> {
-    const INVALID: &str =
-        "h.study_id = $1 AND h.released = 0 AND (h.excluded = 1 OR h.abandoned_at IS NOT NULL)";
-    let pending: Vec<(i64, i64)> = sqlx::query_as(&format!(
+    let marked = sqlx::query(
+        "UPDATE hits SET released = 2 WHERE id IN (SELECT h.id FROM hits h WHERE h.study_id = $1 \
+           AND h.released = 0 AND (h.excluded = 1 OR h.abandoned_at IS NOT NULL))",
+    )
+    .bind(study_id)
+    .execute(&mut **tx)
+    .await?;
+    if marked.rows_affected() == 0 {
+        return Ok(());
+    }
+    let pending: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT t.design_item_id, COUNT(*) FROM trials t JOIN hits h ON h.id = t.hit_id \
-         WHERE {INVALID} AND t.design_item_id IS NOT NULL GROUP BY t.design_item_id"
-    ))
+         WHERE h.study_id = $1 AND h.released = 2 AND t.design_item_id IS NOT NULL GROUP BY t.design_item_id",
+    )
     .bind(study_id)
     .fetch_all(&mut **tx)
     .await?;
-    if pending.is_empty() {
-        return Ok(());
-    }
     for (item, n) in &pending {
         sqlx::query("UPDATE design_items SET load = load - $1 WHERE id = $2")
             .bind(n)
@@ -290,12 +300,10 @@ pub async fn release_invalid(tx: &mut Tx<'_>, study_id: i64) -> sqlx::Result<()>
             .execute(&mut **tx)
             .await?;
     }
-    sqlx::query(&format!(
-        "UPDATE hits SET released = 1 WHERE id IN (SELECT h.id FROM hits h WHERE {INVALID})"
-    ))
-    .bind(study_id)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query("UPDATE hits SET released = 1 WHERE study_id = $1 AND released = 2")
+        .bind(study_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

@@ -304,12 +304,8 @@ fn validate(src: &mut Source) -> anyhow::Result<Validated> {
         let mut per_condition = Vec::new();
         for c in &manifest.conditions {
             let field = format!("{f}.images.{}", c.key);
-            let rel = scene.images.get(&c.key).ok_or_else(|| {
-                anyhow!(
-                    "{MANIFEST}: {field}: missing image for condition \"{}\"",
-                    c.key
-                )
-            })?;
+            // Manifest::validate (above) refused a scene without an image per condition.
+            let rel = &scene.images[&c.key];
             let (img, _) = decode(src, rel, &field)?;
             if (img.width, img.height) != (reference.width, reference.height) {
                 bail!(
@@ -347,12 +343,7 @@ fn validate(src: &mut Source) -> anyhow::Result<Validated> {
             .scenes
             .iter()
             .position(|s| s.key == check.scene)
-            .ok_or_else(|| {
-                anyhow!(
-                    "{MANIFEST}: {field}.scene: \"{}\" is not a scene of the bundle",
-                    check.scene
-                )
-            })?;
+            .expect("Manifest::validate refused checks of undeclared scenes");
         let (img, _) = decode(src, &check.bad, &format!("{field}.bad"))?;
         let r = &scenes[si].0;
         if (img.width, img.height) != (r.width, r.height) {
